@@ -1,0 +1,29 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+DATA ?= $(if $(BD_DATA_DIR),$(BD_DATA_DIR),$(wildcard ../shared/datasets))
+
+.PHONY: run test test-all bench reproduce clean
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+# Until the app lands this runs a short CLI demo (bundled demo subset unless BD_DATA_DIR is set).
+run: $(STAMP)
+	$(PY) -m bdcore run --labeled mnist --unlabeled fashion-mnist --teacher-epochs 3 --blind-epochs 5 --finetune-epochs 3 --finetune-k 10 all
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+reproduce: $(STAMP)
+	BD_DATA_DIR=$(DATA) $(PY) -m bdcore reproduce table1
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,153 @@
+"""`python -m bdcore ...`: run experiments, list datasets, reproduce the paper's tables."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from tqdm import tqdm
+
+from .cli_options import add_config_options, config_from_args
+from .data import DATASETS, CorruptFileError, DatasetNotFoundError, FolderDatasetError, locate_dataset
+from .experiment import ExperimentResult, run_experiment
+from .reproduce import TABLES, run_table
+from .train import EpochReport
+
+USER_ERRORS = (ValueError, DatasetNotFoundError, CorruptFileError, FolderDatasetError)
+
+
+class ProgressBar:
+    """One tqdm bar per stage, fed by the experiment's epoch callback; silent under --json."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar, self.stage = enabled, None, None
+
+    def epoch(self, r: EpochReport) -> None:
+        if not self.enabled:
+            return
+        if r.stage != self.stage:
+            self.close()
+            self.stage = r.stage
+            self.bar = tqdm(total=r.epochs, desc=f"{r.stage:>14}", unit="epoch", file=sys.stderr)
+        self.bar.set_postfix(loss=f"{r.train_loss:.4f}", acc=f"{r.test_acc:.4f}")
+        self.bar.update(1)
+
+    def message(self, text: str) -> None:
+        if self.enabled:
+            tqdm.write(f"note: {text}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _percent(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def print_summary(result: ExperimentResult) -> None:
+    print(f"teacher accuracy       {_percent(result.teacher_acc)}"
+          f"{'  (reused from cache)' if result.teacher_reused else ''}")
+    print(f"blind student accuracy {_percent(result.blind_acc)}")
+    for k, acc in result.finetune_acc.items():
+        print(f"fine-tuned, k={k:<9} {_percent(acc)}")
+    print("seconds per stage      " + ", ".join(f"{s} {t:.1f}" for s, t in result.seconds.items()))
+    print(f"device {result.device}, seed {result.seed}")
+    print(f"run directory {result.run_dir}")
+    for note in result.notes:
+        print(f"note: {note}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = config_from_args(args).validate()
+    progress = ProgressBar(enabled=not args.json)
+    try:
+        result = run_experiment(config, args.runs_dir, progress.epoch, progress.message)
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print_summary(result)
+    return 0
+
+
+def cmd_datasets(args: argparse.Namespace) -> int:
+    rows = []
+    for name in DATASETS:
+        found, searched = locate_dataset(name)
+        rows.append({"name": name, "found": found is not None,
+                     "source": found.describe() if found else None,
+                     "demo_subset": bool(found and found.demo_subset),
+                     "searched": [str(loc.path) for loc in searched]})
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    for row in rows:
+        if row["found"]:
+            extra = "  (demo subset only: set BD_DATA_DIR for the full set)" if row["demo_subset"] else ""
+            print(f"{row['name']:<15} {row['source']}{extra}")
+        else:
+            print(f"{row['name']:<15} not found locally (downloaded on first use when online); "
+                  f"searched {', '.join(row['searched'])}")
+    print("folder:PATH     any folder of images (class sub-folders = labels; none = unlabeled)")
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    progress = ProgressBar(enabled=not args.json)
+    try:
+        rows = run_table(args.table, seed=args.seed, device=args.device, runs_root=args.runs_dir,
+                         on_epoch=progress.epoch, on_message=progress.message,
+                         on_row=None if args.json else lambda r: tqdm.write(r.headline(), file=sys.stderr))
+    finally:
+        progress.close()
+    if args.json:
+        print(json.dumps([r.to_dict() for r in rows]))
+    else:
+        print(TABLES[args.table].format(rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bdcore", description=(
+        "Blind distillation: train a teacher on a labeled set, distill a student from its soft "
+        "labels on an unlabeled set, then fine-tune the student on k labeled samples per class."))
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run teacher, blind distillation and fine-tuning",
+                         description="Run all three stages and print a summary.")
+    add_config_options(run)
+    run.add_argument("--runs-dir", default=None, help="where run directories go (default: $BD_RUNS_DIR or ./runs)")
+    run.add_argument("--json", action="store_true", help="print one JSON object instead of progress and a summary")
+    run.set_defaults(func=cmd_run)
+
+    datasets = sub.add_parser("datasets", help="list datasets and where each was found",
+                              description="List every dataset and where it would be read from "
+                                          "($BD_DATA_DIR, system installs, the bundled demo subset).")
+    datasets.add_argument("--json", action="store_true", help="print a JSON list")
+    datasets.set_defaults(func=cmd_datasets)
+
+    reproduce = sub.add_parser("reproduce", help="reproduce a table of the paper",
+                               description="Run a table of the paper at the documented defaults and "
+                                           "print it beside the paper's numbers.")
+    reproduce.add_argument("table", choices=sorted(TABLES), help="which table")
+    reproduce.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    reproduce.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: %(default)s)")
+    reproduce.add_argument("--runs-dir", default=None, help="where run directories go (default: $BD_RUNS_DIR or ./runs)")
+    reproduce.add_argument("--json", action="store_true", help="print a JSON list, one object per row")
+    reproduce.set_defaults(func=cmd_reproduce)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except USER_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,10 @@
+"""The data layer: named datasets, their sources, and pairing a labeled set with an unlabeled one."""
+from .folder import FolderDatasetError
+from .idx import CorruptFileError
+from .imageset import ImageSet
+from .pairing import PairedData, pair_datasets
+from .registry import DATASETS, load_dataset, locate_dataset
+from .sources import DatasetNotFoundError, data_dir
+
+__all__ = ["DATASETS", "CorruptFileError", "DatasetNotFoundError", "FolderDatasetError", "ImageSet",
+           "PairedData", "data_dir", "load_dataset", "locate_dataset", "pair_datasets"]

@@ -1,0 +1,42 @@
+"""``DATASETS``: every dataset name mapped to the function that loads one split of it."""
+from __future__ import annotations
+
+from functools import partial
+from typing import Callable
+
+from .folder import load_folder
+from .idx_sets import IDX_SPECS, load_idx_dataset
+from .idx_sets import candidate_locations as idx_candidates
+from .idx_sets import locate as locate_idx
+from .imageset import ImageSet
+from .sources import Location
+from .vision_sets import VISION_SPECS, load_vision_dataset
+from .vision_sets import candidate_locations as vision_candidates
+from .vision_sets import locate as locate_vision
+
+DATASETS: dict[str, Callable[[str], ImageSet]] = {
+    **{name: partial(load_idx_dataset, name) for name in IDX_SPECS},
+    **{name: partial(load_vision_dataset, name) for name in VISION_SPECS},
+}
+SPLITS = ("train", "test")
+
+
+def load_dataset(spec: str, split: str) -> ImageSet:
+    """Load one split of a dataset named in ``DATASETS`` or given as ``folder:PATH``."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose train or test")
+    if spec.startswith("folder:"):
+        return load_folder(spec.removeprefix("folder:"), split)
+    if spec not in DATASETS:
+        raise ValueError(f"unknown dataset {spec!r}; choose one of {', '.join(DATASETS)} "
+                         "or folder:PATH")
+    return DATASETS[spec](split)
+
+
+def locate_dataset(name: str) -> tuple[Location | None, list[Location]]:
+    """Where ``name`` would be read from now (no download), and every place that was searched."""
+    if name in IDX_SPECS:
+        return locate_idx(name), idx_candidates(name)
+    if name in VISION_SPECS:
+        return locate_vision(name), vision_candidates(name)
+    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

@@ -1,0 +1,74 @@
+"""Where datasets come from, in the order they are tried: the project's data directory, known
+system installs, torchvision's download when online, and last the bundled demo subset."""
+from __future__ import annotations
+
+import os
+import socket
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEMO_DIR = PROJECT_ROOT / "assets" / "demo"
+SYSTEM_DIRS = (Path("/usr/share/datasets"),)
+DOWNLOAD_TIMEOUT_S = 20
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No source holds the dataset; the message says what was expected and where it looked."""
+
+
+def data_dir() -> Path:
+    """The project's data directory: ``$BD_DATA_DIR``, default ``./data``."""
+    return Path(os.environ.get("BD_DATA_DIR", "data")).expanduser()
+
+
+def offline() -> bool:
+    """``BD_OFFLINE=1`` skips download attempts (tests, air-gapped machines)."""
+    return os.environ.get("BD_OFFLINE", "").lower() in {"1", "true", "yes"}
+
+
+@dataclass(frozen=True)
+class Location:
+    """A folder that holds a dataset's files, and which kind of source it is."""
+    path: Path
+    kind: str  # "data dir", "torchvision layout", "system install", "download", "bundled demo subset"
+
+    @property
+    def demo_subset(self) -> bool:
+        return self.kind == "bundled demo subset"
+
+    def describe(self) -> str:
+        return f"{self.kind}: {self.path}"
+
+
+def find_file(folder: Path, name: str) -> Path | None:
+    """``name`` or ``name.gz`` inside ``folder``, whichever exists."""
+    for candidate in (folder / name, folder / f"{name}.gz"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@contextmanager
+def download_timeout(seconds: float = DOWNLOAD_TIMEOUT_S) -> Iterator[None]:
+    """Bound each network wait so an offline machine fails fast instead of hanging."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def not_found(name: str, expected: list[str], searched: list[Path], download_note: str) -> DatasetNotFoundError:
+    folders = "\n".join(f"  - {p}" for p in searched)
+    return DatasetNotFoundError(
+        f"dataset {name!r} was not found.\n"
+        f"Expected files: {', '.join(expected)} (plain or .gz)\n"
+        f"Folders searched:\n{folders}\n"
+        f"Download: {download_note}\n"
+        f"To fix: put the files in {data_dir() / name} or set BD_DATA_DIR to a folder that "
+        f"holds {name}/ (for example ../shared/datasets)."
+    )

@@ -1,0 +1,93 @@
+"""A whole experiment on tiny IDX data: the run directory, teacher reuse, repeatability, and the
+guarantee that the blind stage sees only the unlabeled set."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import bdcore.experiment as experiment
+from bdcore.config import ExperimentConfig
+from bdcore.experiment import load_pair, run_experiment
+from bdcore.runs import RunDir
+
+TINY = dict(teacher="mlp", student="mlp", teacher_epochs=2, blind_epochs=2, finetune_epochs=1,
+            finetune_ks=["5", "all"], finetune_min_steps=3, batch_size=64, device="cpu")
+
+
+def test_run_directory_holds_config_metrics_final_and_checkpoints(tiny_data, isolated_env):
+    result = run_experiment(ExperimentConfig(**TINY))
+    run = RunDir(result.run_dir)
+    assert run.path.parent == isolated_env / "runs"
+    assert run.config() == ExperimentConfig(**TINY)
+    stages = [m["stage"] for m in run.metrics()]
+    assert stages == ["teacher"] * 2 + ["blind"] * 2 + ["finetune-k5"] * 3 + ["finetune-kall"]
+    assert all(0 <= m["test_acc"] <= 1 for m in run.metrics())
+    final = json.loads((run.path / "final.json").read_text())
+    assert set(final["finetune_acc"]) == {"5", "all"}
+    assert final["teacher_acc"] == result.teacher_acc and final["seed"] == 0
+    for stage in ("teacher", "blind", "finetune-k5", "finetune-kall"):
+        weights = load_file(str(run.checkpoint(stage)))
+        assert weights["1.weight"].shape == (100, 784)
+
+
+def test_teacher_is_reused_for_a_second_student(tiny_data):
+    first = run_experiment(ExperimentConfig(**TINY))
+    second = run_experiment(ExperimentConfig(**{**TINY, "student": "cnn"}))
+    assert not first.teacher_reused and second.teacher_reused
+    assert second.teacher_acc == first.teacher_acc
+    teacher_epochs = [m for m in RunDir(second.run_dir).metrics() if m["stage"] == "teacher"]
+    assert teacher_epochs == []
+    changed = run_experiment(ExperimentConfig(**{**TINY, "teacher_lr": 0.01}))
+    assert not changed.teacher_reused
+
+
+def test_same_seed_same_results(tiny_data, tmp_path):
+    a = run_experiment(ExperimentConfig(**TINY), tmp_path / "a")
+    b = run_experiment(ExperimentConfig(**TINY), tmp_path / "b")
+    assert (a.teacher_acc, a.blind_acc, a.finetune_acc) == (b.teacher_acc, b.blind_acc, b.finetune_acc)
+
+
+def test_blind_stage_gets_only_unlabeled_images(tiny_data, monkeypatch):
+    seen = []
+    real = experiment.blind_distill
+
+    def spy(student, teacher, unlabeled_x, *args, **kwargs):
+        hook = student.register_forward_pre_hook(
+            lambda module, inputs: seen.append(inputs[0].detach().clone()) if module.training else None)
+        try:
+            return real(student, teacher, unlabeled_x, *args, **kwargs)
+        finally:
+            hook.remove()
+
+    monkeypatch.setattr(experiment, "blind_distill", spy)
+    run_experiment(ExperimentConfig(**TINY))
+    data = load_pair(ExperimentConfig(**TINY))
+    batches = torch.cat(seen).flatten(1)
+    exact = lambda pool: (torch.cdist(batches, pool.flatten(1),  # noqa: E731
+                                      compute_mode="donot_use_mm_for_euclid_dist") < 1e-5).any(1)
+    assert exact(data.unlabeled_x).all()
+    assert not exact(data.train_x).any()
+
+
+def test_limits_take_seeded_subsets(tiny_data):
+    data = load_pair(ExperimentConfig(labeled_limit=50, unlabeled_limit=30))
+    assert len(data.train_x) == 50 and len(data.unlabeled_x) == 30 and len(data.test_x) == 100
+
+
+def test_demo_subset_is_announced(isolated_env):
+    config = ExperimentConfig(**{**TINY, "labeled_limit": 200, "unlabeled_limit": 200})
+    result = run_experiment(config)
+    assert any("bundled demo subset" in note for note in result.notes)
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("labeled", "imagenet", "unknown dataset"), ("student", "vit", "unknown model"),
+    ("temperature", 0.0, "temperature must be > 0"), ("finetune_ks", ["ten"], "positive whole"),
+    ("hard_label_weight", 2.0, "hard_label_weight"), ("device", "tpu", "unknown 'tpu'"),
+    ("blind_epochs", 0, "blind_epochs must be at least 1"),
+])
+def test_invalid_config_is_refused_before_any_work(field, value, message, isolated_env):
+    with pytest.raises(ValueError, match=message):
+        run_experiment(ExperimentConfig(**{**TINY, field: value}))
+    assert not (isolated_env / "runs").exists()

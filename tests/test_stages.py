@@ -1,0 +1,109 @@
+"""The three stages on tiny tensors: blindness, stratified sampling, augmentation, repeatability."""
+import torch
+from torch import nn
+
+from bdcore.models import build_model
+from bdcore.stages import blind_distill, finetune, stratified_subset, train_teacher
+from bdcore.train import StageSettings, fit, random_translate
+
+
+def toy_problem(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.arange(n) % 4
+    x = torch.randn(n, 1, 8, 8, generator=g) * 0.3
+    x[torch.arange(n), 0, y * 2, :] += 3.0  # class c lights row 2c
+    return x, y
+
+
+class Recorder(nn.Module):
+    """Wraps a model and keeps every input it sees while gradients flow (i.e. in training)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x):
+        if torch.is_grad_enabled() and self.training:
+            self.seen.append(x.detach().clone())
+        return self.model(x)
+
+
+def rows_in(batch: torch.Tensor, pool: torch.Tensor) -> torch.Tensor:
+    flat_b, flat_p = batch.flatten(1), pool.flatten(1)
+    return (torch.cdist(flat_b, flat_p, compute_mode="donot_use_mm_for_euclid_dist") < 1e-5).any(1)
+
+
+def test_blind_student_never_sees_a_labeled_image():
+    train_x, train_y = toy_problem(seed=0)
+    unlabeled_x, _ = toy_problem(seed=1)
+    unlabeled_x = unlabeled_x + 10.0  # disjoint from every labeled image
+    teacher = build_model("mlp", (1, 8, 8), 4)
+    train_teacher(teacher, train_x, train_y, train_x, train_y, StageSettings(2, 1e-2, 64), seed=0)
+    student = Recorder(build_model("mlp", (1, 8, 8), 4))
+    blind_distill(student, teacher, unlabeled_x, train_x, train_y, StageSettings(2, 1e-2, 64),
+                  temperature=20, seed=0)
+    seen = torch.cat(student.seen)
+    assert len(seen) == 2 * len(unlabeled_x)  # two epochs over the unlabeled set, nothing else
+    assert rows_in(seen, unlabeled_x).all()
+    assert not rows_in(seen, train_x).any()
+
+
+def test_blind_distillation_transfers_the_teacher():
+    x, y = toy_problem(512)
+    teacher = build_model("mlp", (1, 8, 8), 4)
+    train_teacher(teacher, x, y, x, y, StageSettings(5, 1e-2, 64), seed=0)
+    student = build_model("mlp", (1, 8, 8), 4)
+    reports = blind_distill(student, teacher, x + 0.1 * torch.randn_like(x), x, y,
+                            StageSettings(5, 1e-2, 64), temperature=4, seed=0)
+    assert reports[-1].test_acc > 0.9
+    assert [r.epoch for r in reports] == [1, 2, 3, 4, 5]
+
+
+def test_stratified_subset_takes_k_per_class_and_is_seeded():
+    labels = torch.tensor([0] * 50 + [1] * 30 + [2] * 5)
+    picked = stratified_subset(labels, 10, seed=3)
+    counts = labels[picked].bincount().tolist()
+    assert counts == [10, 10, 5]  # a small class gives all it has
+    assert torch.equal(picked, stratified_subset(labels, 10, seed=3))
+    assert not torch.equal(picked, stratified_subset(labels, 10, seed=4))
+    assert len(picked.unique()) == len(picked)
+    assert torch.equal(stratified_subset(labels, None, seed=0), torch.arange(len(labels)))
+
+
+def test_finetune_uses_only_the_k_subset():
+    x, y = toy_problem(400)
+    teacher = build_model("mlp", (1, 8, 8), 4)
+    train_teacher(teacher, x, y, x, y, StageSettings(2, 1e-2, 64), seed=0)
+    student = Recorder(build_model("mlp", (1, 8, 8), 4))
+    reports = finetune(student, teacher, x, y, x, y, StageSettings(3, 1e-3, 16), per_class=5,
+                       temperature=4, hard_label_weight=0.5, seed=0)
+    seen = torch.cat(student.seen)
+    allowed = x[stratified_subset(y, 5, seed=0)]
+    assert len(seen) == 3 * 20 and rows_in(seen, allowed).all()
+    assert reports[-1].stage == "finetune-k5"
+
+
+def test_random_translate_shifts_within_bounds():
+    x = torch.zeros(64, 1, 9, 9)
+    x[:, 0, 4, 4] = 1.0
+    shifted = random_translate(x, 2, torch.Generator().manual_seed(0))
+    positions = shifted[:, 0].flatten(1).argmax(1)
+    rows, cols = positions // 9, positions % 9
+    assert ((rows - 4).abs() <= 2).all() and ((cols - 4).abs() <= 2).all()
+    assert len(set(positions.tolist())) > 10  # each image gets its own offset
+    assert torch.equal(shifted.sum((1, 2, 3)), x.sum((1, 2, 3)))
+
+
+def test_same_seed_repeats_a_run():
+    x, y = toy_problem()
+
+    def once():
+        torch.manual_seed(0)
+        model = build_model("cnn", (1, 8, 8), 4)
+        reports = fit(model, x, lambda out, i, _x: nn.functional.cross_entropy(out.float(), y[i]),
+                      x, y, StageSettings(2, 1e-3, 32, augment=True), stage="t", seed=5)
+        return [r.train_loss for r in reports], model.state_dict()
+
+    (loss_a, state_a), (loss_b, state_b) = once(), once()
+    assert loss_a == loss_b
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)

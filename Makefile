@@ -12,9 +12,9 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
-# Until the app lands this runs a short CLI demo (bundled demo subset unless BD_DATA_DIR is set).
+# The app, on http://localhost:8501 (bound to localhost by .streamlit/config.toml).
 run: $(STAMP)
-	$(PY) -m bdcore run --labeled mnist --unlabeled fashion-mnist --teacher-epochs 3 --blind-epochs 5 --finetune-epochs 3 --finetune-k 10 all
+	$(PY) -m streamlit run app.py
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow" -q

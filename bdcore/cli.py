@@ -7,13 +7,14 @@ import sys
 
 from tqdm import tqdm
 
+from .cli_jobs import add_jobs_parser
 from .cli_options import add_config_options, config_from_args
 from .data import DATASETS, CorruptFileError, DatasetNotFoundError, FolderDatasetError, locate_dataset
 from .experiment import ExperimentResult, run_experiment
 from .reproduce import TABLES, run_table
 from .train import EpochReport
 
-USER_ERRORS = (ValueError, DatasetNotFoundError, CorruptFileError, FolderDatasetError)
+USER_ERRORS = (ValueError, KeyError, DatasetNotFoundError, CorruptFileError, FolderDatasetError)
 
 
 class ProgressBar:
@@ -138,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("--runs-dir", default=None, help="where run directories go (default: $BD_RUNS_DIR or ./runs)")
     reproduce.add_argument("--json", action="store_true", help="print a JSON list, one object per row")
     reproduce.set_defaults(func=cmd_reproduce)
+
+    add_jobs_parser(sub)
     return parser
 
 

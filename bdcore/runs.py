@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import ExperimentConfig
+from .train import EpochReport, EpochState
 
 
 def runs_root() -> Path:
@@ -65,17 +66,19 @@ class RunDir:
             os.fsync(f.fileno())
 
     def metrics(self) -> list[dict]:
-        """Every complete line of metrics.jsonl (a torn last line from a crash is skipped)."""
+        """One record per (stage, epoch), the latest written: a torn last line from a crash is
+        skipped, and an epoch logged again after a resume replaces the earlier line."""
         path = self.path / "metrics.jsonl"
         if not path.exists():
             return []
-        records = []
+        records: dict[tuple, dict] = {}
         for line in path.read_text().splitlines():
             try:
-                records.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:
                 continue
-        return records
+            records[(record["stage"], record["epoch"])] = record
+        return list(records.values())
 
     def checkpoint(self, stage: str) -> Path:
         return self.path / f"{stage}.safetensors"
@@ -88,5 +91,44 @@ class RunDir:
         return json.loads(path.read_text()) if path.exists() else None
 
 
-def seed_everything(seed: int) -> None:
-    torch.manual_seed(seed)
+class StageCheckpointer:
+    """Per-epoch checkpoint of one stage: weights (safetensors), optimiser, schedule and RNG state
+    (a weights-only torch file) and the epoch reports so far. Files carry the epoch number and a
+    small JSON index is replaced atomically last, so a crash mid-save leaves the previous epoch."""
+
+    def __init__(self, run: RunDir, stage: str):
+        self.run, self.stage = run, stage
+        self.index = run.path / f"{stage}.last.json"
+
+    def _files(self, epoch: int) -> tuple[Path, Path]:
+        base = self.run.path / f"{self.stage}.e{epoch}"
+        return base.with_suffix(".safetensors"), base.with_suffix(".state.pt")
+
+    def restore(self, state: EpochState) -> list[EpochReport]:
+        if not self.index.exists():
+            return []
+        saved = json.loads(self.index.read_text())
+        weights, extra = self._files(saved["epoch"])
+        load_weights(state.model, weights)
+        state.load_state_dict(torch.load(extra, weights_only=True))
+        return [EpochReport(**r) for r in saved["reports"]]
+
+    def save(self, state: EpochState, report: EpochReport) -> None:
+        previous = json.loads(self.index.read_text()) if self.index.exists() else {"reports": []}
+        weights, extra = self._files(report.epoch)
+        save_weights(state.model, weights)
+        torch.save(state.state_dict(), extra)
+        write_json_atomic(self.index, {"epoch": report.epoch,
+                                       "reports": previous["reports"] + [report.to_dict()]})
+        self._remove_older(report.epoch)
+
+    def _remove_older(self, keep: int) -> None:
+        for path in self.run.path.glob(f"{self.stage}.e*.*"):
+            epoch = path.name.removeprefix(f"{self.stage}.e").split(".")[0]
+            if epoch.isdigit() and int(epoch) != keep:
+                path.unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        """Drop the per-epoch files once the stage's final checkpoint is written."""
+        self._remove_older(-1)
+        self.index.unlink(missing_ok=True)

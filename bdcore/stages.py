@@ -6,18 +6,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import distillation_loss, finetune_loss
-from .train import EpochReport, ProgressFn, StageSettings, fit, predict_logits
+from .train import Checkpointer, EpochReport, ProgressFn, StageSettings, fit, predict_logits
 
 
 def train_teacher(teacher: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
                   test_x: torch.Tensor, test_y: torch.Tensor, settings: StageSettings, *,
-                  seed: int, amp: bool = True, on_epoch: ProgressFn | None = None) -> list[EpochReport]:
+                  seed: int, amp: bool = True, on_epoch: ProgressFn | None = None,
+                  checkpointer: Checkpointer | None = None) -> list[EpochReport]:
     """Supervised training of the teacher on the labeled train set."""
     def loss(logits, index, _x):
         return F.cross_entropy(logits.float(), train_y[index])
 
     return fit(teacher, train_x, loss, test_x, test_y, settings, stage="teacher", seed=seed,
-               amp=amp, on_epoch=on_epoch)
+               amp=amp, on_epoch=on_epoch, checkpointer=checkpointer)
 
 
 def _teacher_targets(teacher: nn.Module, inputs: torch.Tensor, fresh: bool, amp: bool):
@@ -36,7 +37,8 @@ def _teacher_targets(teacher: nn.Module, inputs: torch.Tensor, fresh: bool, amp:
 def blind_distill(student: nn.Module, teacher: nn.Module, unlabeled_x: torch.Tensor,
                   test_x: torch.Tensor, test_y: torch.Tensor, settings: StageSettings, *,
                   temperature: float, seed: int, amp: bool = True,
-                  on_epoch: ProgressFn | None = None) -> list[EpochReport]:
+                  on_epoch: ProgressFn | None = None,
+                  checkpointer: Checkpointer | None = None) -> list[EpochReport]:
     """Train the student on the frozen teacher's soft labels over the unlabeled set only.
 
     The labeled test set is used for reporting accuracy, under inference mode, never for training."""
@@ -46,7 +48,7 @@ def blind_distill(student: nn.Module, teacher: nn.Module, unlabeled_x: torch.Ten
         return distillation_loss(logits, targets(index, x), temperature)
 
     return fit(student, unlabeled_x, loss, test_x, test_y, settings, stage="blind", seed=seed,
-               amp=amp, on_epoch=on_epoch)
+               amp=amp, on_epoch=on_epoch, checkpointer=checkpointer)
 
 
 def stratified_subset(labels: torch.Tensor, per_class: int | None, seed: int) -> torch.Tensor:
@@ -66,7 +68,8 @@ def stratified_subset(labels: torch.Tensor, per_class: int | None, seed: int) ->
 def finetune(student: nn.Module, teacher: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
              test_x: torch.Tensor, test_y: torch.Tensor, settings: StageSettings, *,
              per_class: int | None, temperature: float, hard_label_weight: float, seed: int,
-             amp: bool = True, on_epoch: ProgressFn | None = None) -> list[EpochReport]:
+             amp: bool = True, on_epoch: ProgressFn | None = None,
+             checkpointer: Checkpointer | None = None) -> list[EpochReport]:
     """Fine-tune a blind-distilled student on k labeled samples per class (None: all), distilling
     from the teacher, optionally mixed with the hard-label loss."""
     index = stratified_subset(train_y, per_class, seed).to(train_x.device)
@@ -79,4 +82,4 @@ def finetune(student: nn.Module, teacher: nn.Module, train_x: torch.Tensor, trai
 
     stage = f"finetune-k{'all' if per_class is None else per_class}"
     return fit(student, subset_x, loss, test_x, test_y, settings, stage=stage, seed=seed, amp=amp,
-               on_epoch=on_epoch)
+               on_epoch=on_epoch, checkpointer=checkpointer)

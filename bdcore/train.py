@@ -2,14 +2,16 @@
 training device; batches are taken by index; progress leaves through a callback."""
 from __future__ import annotations
 
+import math
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .device import autocast_dtype
 
@@ -42,28 +44,37 @@ class StageSettings:
     lr: float
     batch_size: int = 256
     weight_decay: float = 0.0
-    augment: bool = False  # random translations of up to AUGMENT_SHIFT pixels
+    augment: bool = False  # random small rotations, zooms and shifts (see Augmentation)
     schedule: str = "onecycle"  # "onecycle" (warm-up then cosine decay) or "linear" (steady decay)
+    ema: float | None = None  # decay of an exponential moving average of the weights, if any
 
 
-AUGMENT_SHIFT = 2
+@dataclass(frozen=True)
+class Augmentation:
+    """Random small affine distortions, drawn per image: the kind of variation handwriting has."""
+    max_rotate_deg: float = 10.0
+    max_scale: float = 0.1  # relative zoom in or out
+    max_shift_px: float = 2.0
 
 
-def random_translate(x: torch.Tensor, shift: int, generator: torch.Generator | None) -> torch.Tensor:
-    """Shift each image by its own random offset in [-shift, shift] pixels (edge-replicated).
+AUGMENT = Augmentation()
 
-    Images sharing an offset are moved with one slice, so the cost is (2*shift+1)^2 copies per
-    batch whatever its size, with no host-device sync (offsets are drawn on the CPU)."""
+
+def random_affine(x: torch.Tensor, generator: torch.Generator | None,
+                  aug: Augmentation = AUGMENT) -> torch.Tensor:
+    """Rotate, scale and shift each image by its own random amount (bilinear, edge-padded).
+
+    One batched ``grid_sample`` call; the random numbers are drawn on the CPU so the same seed
+    gives the same batch on any device, with no host-device sync."""
     n, _, h, w = x.shape
-    side = 2 * shift + 1
-    padded = F.pad(x, (shift, shift, shift, shift), mode="replicate")
-    offsets = torch.randint(0, side * side, (n,), generator=generator)
-    out = torch.empty_like(x)
-    for offset in offsets.unique().tolist():
-        members = (offsets == offset).nonzero().flatten().to(x.device, non_blocking=True)
-        dy, dx = divmod(offset, side)
-        out[members] = padded[members, :, dy:dy + h, dx:dx + w]
-    return out
+    draw = lambda: torch.rand(n, generator=generator) * 2 - 1  # noqa: E731  uniform in [-1, 1]
+    angle = draw() * math.radians(aug.max_rotate_deg)
+    scale = 1 + draw() * aug.max_scale
+    shift_x, shift_y = draw() * aug.max_shift_px * 2 / w, draw() * aug.max_shift_px * 2 / h
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), [n, x.shape[1], h, w], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def precision_context(device: torch.device, enabled: bool = True):
@@ -100,23 +111,56 @@ def _scheduler(opt: torch.optim.Optimizer, settings: StageSettings, steps: int):
                                                pct_start=0.15)
 
 
+class EpochState:
+    """Everything a stage needs to continue after a given epoch; handed to a ``Checkpointer``."""
+
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, sched, generator: torch.Generator,
+                 ema: AveragedModel | None):
+        self.model, self.opt, self.sched, self.generator, self.ema = model, opt, sched, generator, ema
+
+    def state_dict(self) -> dict:
+        state = {"opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                 "generator": self.generator.get_state()}
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        self.opt.load_state_dict(state["opt"])
+        self.sched.load_state_dict(state["sched"])
+        self.generator.set_state(state["generator"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+
+
+class Checkpointer(Protocol):
+    """Saves a stage after each epoch and restores it on resume (see bdcore.runs.StageCheckpointer)."""
+
+    def restore(self, state: EpochState) -> list[EpochReport]: ...
+
+    def save(self, state: EpochState, report: EpochReport) -> None: ...
+
+
 def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: torch.Tensor,
         test_y: torch.Tensor, settings: StageSettings, *, stage: str, seed: int, amp: bool = True,
-        on_epoch: ProgressFn | None = None, first_epoch: int = 1) -> list[EpochReport]:
+        on_epoch: ProgressFn | None = None, checkpointer: Checkpointer | None = None) -> list[EpochReport]:
     """Train ``model`` on ``inputs`` with ``batch_loss`` and report test accuracy after each epoch.
 
     The loop never reads labels itself: what a batch is scored against is ``batch_loss``'s
-    business, which is how the blind stage is kept blind."""
+    business, which is how the blind stage is kept blind. With a ``checkpointer``, a stage
+    resumes after its last saved epoch."""
     device = inputs.device
     generator = torch.Generator().manual_seed(seed)
     n, bs = len(inputs), settings.batch_size
     steps_per_epoch = -(-n // bs)
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     sched = _scheduler(opt, settings, steps_per_epoch * settings.epochs)
-    for _ in range((first_epoch - 1) * steps_per_epoch):  # resuming: replay the schedule
-        sched.step()
-    reports = []
-    for epoch in range(first_epoch, settings.epochs + 1):
+    ema = None if settings.ema is None else AveragedModel(
+        model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema), use_buffers=True)
+    evaluated = model if ema is None else ema.module  # the weights the stage hands on
+    state = EpochState(model, opt, sched, generator, ema)
+    reports = checkpointer.restore(state) if checkpointer is not None else []
+    for epoch in range(len(reports) + 1, settings.epochs + 1):
         start = time.perf_counter()
         model.train()
         order = torch.randperm(n, generator=generator).to(device)
@@ -125,7 +169,7 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
             index = order[i * bs:(i + 1) * bs]
             x = inputs[index]
             if settings.augment:
-                x = random_translate(x, AUGMENT_SHIFT, generator)
+                x = random_affine(x, generator)
             x = _prepare(model, x)
             with precision_context(device, amp):
                 loss = batch_loss(model(x), index, x)
@@ -133,11 +177,17 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total += loss.detach() * len(index)
         lr = opt.param_groups[0]["lr"]
         report = EpochReport(stage, epoch, settings.epochs, total.item() / n,
-                             accuracy(model, test_x, test_y, amp), lr, time.perf_counter() - start)
+                             accuracy(evaluated, test_x, test_y, amp), lr, time.perf_counter() - start)
         reports.append(report)
         if on_epoch is not None:
             on_epoch(report)
+        if checkpointer is not None:
+            checkpointer.save(state, report)
+    if ema is not None:
+        model.load_state_dict(ema.module.state_dict())
     return reports

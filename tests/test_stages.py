@@ -4,7 +4,7 @@ from torch import nn
 
 from bdcore.models import build_model
 from bdcore.stages import blind_distill, finetune, stratified_subset, train_teacher
-from bdcore.train import StageSettings, fit, random_translate
+from bdcore.train import Augmentation, StageSettings, fit, random_affine
 
 
 def toy_problem(n=256, seed=0):
@@ -83,15 +83,23 @@ def test_finetune_uses_only_the_k_subset():
     assert reports[-1].stage == "finetune-k5"
 
 
-def test_random_translate_shifts_within_bounds():
-    x = torch.zeros(64, 1, 9, 9)
-    x[:, 0, 4, 4] = 1.0
-    shifted = random_translate(x, 2, torch.Generator().manual_seed(0))
-    positions = shifted[:, 0].flatten(1).argmax(1)
-    rows, cols = positions // 9, positions % 9
-    assert ((rows - 4).abs() <= 2).all() and ((cols - 4).abs() <= 2).all()
-    assert len(set(positions.tolist())) > 10  # each image gets its own offset
-    assert torch.equal(shifted.sum((1, 2, 3)), x.sum((1, 2, 3)))
+def test_random_affine_moves_each_image_a_little_and_repeats_with_a_seed():
+    x = torch.zeros(64, 1, 15, 15)
+    x[:, 0, 7, 7] = 1.0
+    moved = random_affine(x, torch.Generator().manual_seed(0))
+    assert moved.shape == x.shape
+    peaks = moved[:, 0].flatten(1).argmax(1)
+    rows, cols = peaks // 15, peaks % 15
+    assert ((rows - 7).abs() <= 3).all() and ((cols - 7).abs() <= 3).all()  # shift 2 + rounding
+    assert len(set(peaks.tolist())) > 5  # each image gets its own distortion
+    again = random_affine(x, torch.Generator().manual_seed(0))
+    assert torch.equal(moved, again)
+
+
+def test_random_affine_with_zero_ranges_is_the_identity():
+    x = torch.randn(8, 3, 12, 12)
+    still = random_affine(x, torch.Generator().manual_seed(0), Augmentation(0.0, 0.0, 0.0))
+    assert torch.allclose(still, x, atol=1e-5)
 
 
 def test_same_seed_repeats_a_run():

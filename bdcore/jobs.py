@@ -1,0 +1,158 @@
+"""Background jobs: each run trains in its own OS process, in its own session, so a browser
+refresh or a restart of the app does not stop it. There is no daemon: whoever touches the queue
+(submit, a finishing worker, the app's Runs page, `jobs list`) calls ``schedule``, which marks
+dead workers failed and starts queued runs while slots are free."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .config import ExperimentConfig
+from .runs import RunDir
+from .store import RunStore
+
+HEARTBEAT_S = 2.0  # a worker writes its heartbeat this often
+STALE_AFTER_S = 15.0  # a running worker silent this long is dead
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+def max_concurrent() -> int:
+    """``$BD_MAX_JOBS``, else one job per GPU, else one CPU job at a time."""
+    if os.environ.get("BD_MAX_JOBS"):
+        return max(1, int(os.environ["BD_MAX_JOBS"]))
+    return max(1, torch.cuda.device_count())
+
+
+def process_alive(pid: int | None, run_id: str) -> bool:
+    """True if ``pid`` is still our worker for ``run_id`` (guards against a reused pid)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists():
+        try:
+            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            return False
+        if "bdcore.worker" not in text or run_id not in text:
+            return False
+        status = Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1]
+        return status != "Z"  # a zombie has finished
+    return True
+
+
+def reap(store: RunStore) -> list[str]:
+    """Mark runs whose worker died (killed, out of memory, machine restart) as failed."""
+    now, dead = time.time(), []
+    for record in store.list(("running",)):
+        silent = record.heartbeat is None or now - record.heartbeat > STALE_AFTER_S
+        if not process_alive(record.pid, record.id) or silent:
+            reason = ("the worker process stopped without finishing (killed, out of memory, or "
+                      "the machine restarted); resume continues from the last checkpoint")
+            store.update(record.id, status="failed", error=reason, finished=now, pid=None)
+            dead.append(record.id)
+    return dead
+
+
+def _spawn(store: RunStore, run_id: str) -> int:
+    log_dir = store.path.parent / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with open(log_dir / f"{run_id}.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bdcore.worker", run_id, "--store", str(store.path)],
+            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+    return process.pid
+
+
+def schedule(store: RunStore) -> list[str]:
+    """Reap dead workers, then start queued runs (oldest first) while slots are free."""
+    reap(store)
+    started = []
+    while True:
+        with store.transaction() as db:
+            running = db.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
+            if running >= max_concurrent():
+                break
+            row = db.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created LIMIT 1").fetchone()
+            if row is None:
+                break
+            run_id = row[0]
+            now = time.time()
+            db.execute("UPDATE runs SET status = 'running', started = COALESCE(started, ?), heartbeat = ?, "
+                       "updated = ?, attempts = attempts + 1, error = NULL, cancel_requested = 0 "
+                       "WHERE id = ?", (now, now, now, run_id))
+        try:
+            pid = _spawn(store, run_id)
+        except OSError as err:
+            store.update(run_id, status="failed", error=f"could not start a worker: {err}")
+            continue
+        store.update(run_id, pid=pid)
+        started.append(run_id)
+    return started
+
+
+def submit(store: RunStore, config: ExperimentConfig, start: bool = True) -> str:
+    """Queue a run and start it if a slot is free. Returns the run id."""
+    run_id = store.add(config)
+    if start:
+        schedule(store)
+    return run_id
+
+
+def cancel(store: RunStore, run_id: str) -> str:
+    """Cancel a queued run at once, or ask a running worker to stop (it keeps what it finished)."""
+    record = store.get(run_id)
+    if record.status == "queued":
+        store.update(run_id, status="cancelled", finished=time.time())
+        return "cancelled"
+    if record.status != "running":
+        raise ValueError(f"run {run_id} is {record.status}; only queued or running runs can be cancelled")
+    store.update(run_id, cancel_requested=1)
+    if process_alive(record.pid, run_id):
+        os.kill(record.pid, signal.SIGTERM)
+    return "cancelling"
+
+
+def resume(store: RunStore, run_id: str) -> None:
+    """Queue a failed or cancelled run again; it continues from its last checkpoint."""
+    record = store.get(run_id)
+    if record.status not in ("failed", "cancelled"):
+        raise ValueError(f"run {run_id} is {record.status}; only failed or cancelled runs can be resumed")
+    store.update(run_id, status="queued", error=None, finished=None, cancel_requested=0)
+    schedule(store)
+
+
+def delete(store: RunStore, run_id: str, remove_files: bool = True) -> None:
+    """Delete a run that is not active, with its run directory."""
+    record = store.get(run_id)
+    if record.status in ("queued", "running"):
+        raise ValueError(f"run {run_id} is {record.status}; cancel it before deleting")
+    store.delete(run_id)
+    if remove_files and record.run_dir:
+        import shutil
+
+        shutil.rmtree(record.run_dir, ignore_errors=True)
+
+
+def run_dir_for(store: RunStore, run_id: str) -> RunDir:
+    """The run's directory, created on its first start (named after the run id)."""
+    record = store.get(run_id)
+    if record.run_dir:
+        return RunDir(Path(record.run_dir))
+    path = store.path.parent / run_id
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(record.config.to_json())
+    store.update(run_id, run_dir=str(path))
+    return RunDir(path)

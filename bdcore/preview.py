@@ -1,0 +1,44 @@
+"""Dataset previews for the app: a grid of sample images and where the dataset comes from."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .data import CorruptFileError, DatasetNotFoundError, FolderDatasetError, load_dataset
+
+
+@dataclass
+class Preview:
+    name: str
+    ok: bool
+    grid: np.ndarray | None  # uint8 (H, W) or (H, W, 3)
+    source: str  # where it was found, or the error text saying how to get it
+    size: int = 0
+    shape: tuple[int, int, int] | None = None
+    classes: list[str] | None = None
+    demo_subset: bool = False
+
+
+def image_grid(images: torch.Tensor, columns: int = 8, pad: int = 2) -> np.ndarray:
+    """uint8 (N, C, H, W) tiled into one picture, ``columns`` wide."""
+    n, c, h, w = images.shape
+    rows = -(-n // columns)
+    grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, dtype=np.uint8)
+    for i, img in enumerate(images.numpy()):
+        r, col = divmod(i, columns)
+        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = \
+            img.transpose(1, 2, 0)
+    return grid[..., 0] if c == 1 else grid
+
+
+def preview_dataset(name: str, count: int = 32, seed: int = 0) -> Preview:
+    """A seeded sample grid of the train split, or the reason it cannot be loaded."""
+    try:
+        data = load_dataset(name, "train")
+    except (DatasetNotFoundError, CorruptFileError, FolderDatasetError, ValueError) as err:
+        return Preview(name, False, None, str(err))
+    pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:count]
+    return Preview(name, True, image_grid(data.images[pick]), data.source, len(data), data.shape,
+                   data.classes, data.demo_subset)

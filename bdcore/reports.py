@@ -1,0 +1,86 @@
+"""Tables and plotly figures of runs, for the app's Runs page (no UI code here)."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from .config import ExperimentConfig
+from .reproduce import TABLE1
+from .store import RunRecord
+
+STAGE_ORDER = ["teacher", "blind"]
+
+
+def run_label(record: RunRecord) -> str:
+    c = record.config
+    return f"{record.id[-6:]} {c.labeled}<-{c.unlabeled} {c.teacher}->{c.student} T={c.temperature:g}"
+
+
+def paper_reference(config: ExperimentConfig) -> dict[str, float] | None:
+    """The paper's Table 1 figures for this pair and these architectures, if it has them."""
+    if (config.labeled, config.unlabeled) != (TABLE1.base.labeled, TABLE1.base.unlabeled):
+        return None
+    for row in TABLE1.rows:
+        if (row.teacher, row.student) == (config.teacher, config.student):
+            return row.paper
+    return None
+
+
+def curves_frame(epochs: list[dict], records: list[RunRecord]) -> pd.DataFrame:
+    labels = {r.id: run_label(r) for r in records}
+    frame = pd.DataFrame(epochs, columns=["run_id", "stage", "epoch", "epochs", "train_loss",
+                                          "test_acc", "lr", "seconds"])
+    frame = frame[frame["run_id"].isin(labels)]
+    frame["run"] = frame["run_id"].map(labels)
+    return frame
+
+
+def stage_order(frame: pd.DataFrame) -> list[str]:
+    tuned = sorted({s for s in frame["stage"] if s.startswith("finetune")},
+                   key=lambda s: (s == "finetune-kall", int(s[10:]) if s[10:].isdigit() else 0))
+    return [s for s in STAGE_ORDER if s in set(frame["stage"])] + tuned
+
+
+def curves_figure(frame: pd.DataFrame, records: list[RunRecord], metric: str = "test_acc") -> go.Figure:
+    """One panel per stage, one line per run; the teacher's accuracy (dashed) and the paper's
+    figures (dotted) as reference lines on the accuracy panels."""
+    order = stage_order(frame)
+    title = {"test_acc": "test accuracy", "train_loss": "training loss"}[metric]
+    fig = px.line(frame, x="epoch", y=metric, color="run", facet_col="stage",
+                  category_orders={"stage": order}, markers=True, labels={metric: title})
+    fig.update_xaxes(matches=None, dtick=1 if frame["epoch"].max() <= 20 else None)
+    if metric == "test_acc" and len(frame):
+        fig.update_yaxes(tickformat=".1%")
+        for record in records:
+            final = record.final or {}
+            paper = paper_reference(record.config)
+            for col, stage in enumerate(order, start=1):
+                if final.get("teacher_acc") is not None and stage != "teacher":
+                    fig.add_hline(y=final["teacher_acc"], line_dash="dash", line_color="grey",
+                                  row=1, col=col, annotation_text="teacher" if col == 2 else None)
+                key = {"teacher": "teacher", "blind": "blind", "finetune-kall": "finetune"}.get(stage)
+                if paper and key:
+                    fig.add_hline(y=paper[key], line_dash="dot", line_color="firebrick", row=1, col=col,
+                                  annotation_text=f"paper {paper[key]:.2%}")
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="run",
+                      legend=dict(orientation="h", y=-0.25))
+    fig.for_each_annotation(lambda a: a.update(text=a.text.replace("stage=", "")))
+    return fig
+
+
+def summary_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """Final accuracies of every run, one row each (percent), ready for a table or CSV."""
+    rows = []
+    for r in records:
+        final = r.final or {}
+        row = {"id": r.id, "status": r.status, "labeled": r.config.labeled,
+               "unlabeled": r.config.unlabeled, "teacher": r.config.teacher,
+               "student": r.config.student, "temperature": r.config.temperature,
+               "seed": r.config.seed, "teacher_reused": r.teacher_reused,
+               "teacher_acc": final.get("teacher_acc"), "blind_acc": final.get("blind_acc")}
+        for k, acc in (final.get("finetune_acc") or {}).items():
+            row[f"finetune_k{k}_acc"] = acc
+        row["seconds"] = round(sum((final.get("seconds") or {}).values()), 1) if final else None
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,103 @@
+"""Every page of the app through streamlit's AppTest (no browser): it renders without an
+exception, shows what it should, and its buttons act on the run store."""
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from bdcore import jobs
+from bdcore.config import ExperimentConfig
+from bdcore.store import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def no_workers(monkeypatch):
+    """Queue runs without starting worker processes (their training is tested elsewhere)."""
+    monkeypatch.setattr(jobs, "schedule", lambda store: [])
+
+
+def page(name: str) -> AppTest:
+    return AppTest.from_file(str(ROOT / name), default_timeout=60)
+
+
+def finished_run(store: RunStore, **overrides) -> str:
+    run_id = store.add(ExperimentConfig(**overrides))
+    for stage, epochs in (("teacher", 2), ("blind", 3), ("finetune-kall", 2)):
+        for epoch in range(1, epochs + 1):
+            store.add_epoch(run_id, {"stage": stage, "epoch": epoch, "epochs": epochs,
+                                     "train_loss": 1 / epoch, "test_acc": 0.9 + epoch / 100,
+                                     "lr": 1e-3, "seconds": 1.0}, 0.5)
+    store.update(run_id, status="succeeded", progress=1.0, final={
+        "teacher_acc": 0.99, "blind_acc": 0.95, "finetune_acc": {"all": 0.995},
+        "seconds": {"teacher": 10.0, "blind": 20.0}})
+    return run_id
+
+
+def test_home_explains_and_launches_the_classic_run(tiny_data, no_workers):
+    at = page("app.py").run()
+    assert not at.exception
+    assert at.title[0].value == "Blind Distillation Explorer"
+    assert "soft labels" in at.markdown[0].value
+    at.button[0].click().run()
+    assert not at.exception
+    [record] = RunStore().list()
+    assert record.config == ExperimentConfig() and record.status == "queued"
+    assert "launched" in at.success[0].value
+
+
+def test_home_says_when_the_demo_subset_is_used(isolated_env, no_workers):
+    at = page("app.py").run()
+    assert any("bundled demo subset" in i.value for i in at.info)
+
+
+def test_launch_page_previews_both_datasets_and_launches(tiny_data, no_workers):
+    at = page("pages/1_Launch.py").run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert str(tiny_data / "mnist") in captions and str(tiny_data / "fashion-mnist") in captions
+    at.selectbox(key="labeled_choice")  # pickers exist
+    at.number_input[0].set_value(5.0)  # temperature
+    at.text_input[0].set_value("10, all")
+    at.button[0].click().run()
+    assert not at.exception
+    [record] = RunStore().list()
+    assert record.config.temperature == 5.0 and record.config.finetune_ks == ["10", "all"]
+
+
+def test_launch_page_refuses_bad_fields_with_a_message(tiny_data, no_workers):
+    at = page("pages/1_Launch.py").run()
+    at.text_input[0].set_value("ten")
+    at.button[0].click().run()
+    assert not at.exception
+    assert "Not launched" in at.error[0].value and "positive whole number" in at.error[0].value
+    assert RunStore().list() == []
+
+
+def test_launch_page_explains_a_missing_dataset(isolated_env, no_workers):
+    at = page("pages/1_Launch.py").run()
+    at.selectbox(key="labeled_choice").set_value("kmnist").run()
+    assert not at.exception
+    assert any("dataset 'kmnist' was not found" in e.value for e in at.error)
+
+
+def test_runs_page_shows_progress_curves_and_summary(tiny_data, no_workers):
+    store = RunStore()
+    finished_run(store)
+    queued = store.add(ExperimentConfig(teacher="mlp", student="mlp"))
+    at = page("pages/2_Runs.py").run()
+    assert not at.exception
+    assert len(at.dataframe) == 2  # live table and summary
+    charts = at.get("plotly_chart")
+    assert len(charts) == 2
+    assert at.get("download_button")
+    at.selectbox[0].set_value(next(o for o in at.selectbox[0].options if "[queued]" in o)).run()
+    at.button[0].click().run()  # Cancel
+    assert store.get(queued).status == "cancelled"
+
+
+def test_runs_page_with_no_runs(isolated_env, no_workers):
+    at = page("pages/2_Runs.py").run()
+    assert not at.exception
+    assert "No runs yet" in at.info[0].value

@@ -1,0 +1,82 @@
+"""End to end in a real browser: `streamlit run` on a free localhost port, driven by Playwright in
+Debian's Chromium. Launch a tiny run from the Launch page, wait for it on the Runs page, and
+check that its curves and summary appear. Screenshots go to test-artifacts/."""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which("chromium") is None,
+                                reason="Debian's chromium is not installed (apt-get install chromium)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(tiny_data, isolated_env):
+    port = free_port()
+    env = {**os.environ, "BD_MAX_JOBS": "1", "OMP_NUM_THREADS": "1"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        server.kill()
+        pytest.fail("streamlit did not start: " + server.stdout.read().decode(errors="replace"))
+    yield url
+    server.terminate()
+    server.wait(timeout=20)
+
+
+def test_launch_a_tiny_run_and_watch_it_finish(app_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{app_url}/Launch", wait_until="networkidle")
+        expect(page.get_by_text("Launch a run")).to_be_visible(timeout=30_000)
+        expect(page.get_by_role("img").first).to_be_visible(timeout=30_000)  # dataset previews
+        for label, value in (("teacher epochs", "1"), ("blind epochs", "2"), ("fine-tune epochs", "1")):
+            box = page.get_by_label(label)
+            box.fill(value)
+            box.press("Enter")
+        page.get_by_role("combobox", name="teacher").click()
+        page.get_by_role("option", name="mlp", exact=True).click()
+        page.get_by_role("combobox", name="student").click()
+        page.get_by_role("option", name="mlp", exact=True).click()
+        page.screenshot(path=str(ARTIFACTS / "launch.png"), full_page=True)
+        page.get_by_role("button", name="Launch").click()
+        expect(page.get_by_text("launched")).to_be_visible(timeout=30_000)
+
+        page.goto(f"{app_url}/Runs", wait_until="networkidle")
+        expect(page.get_by_text("1 succeeded")).to_be_visible(timeout=180_000)
+        page.reload(wait_until="networkidle")
+        expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("Download CSV")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "runs.png"), full_page=True)
+        browser.close()

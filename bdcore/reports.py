@@ -49,6 +49,7 @@ def curves_figure(frame: pd.DataFrame, records: list[RunRecord], metric: str = "
     title = {"test_acc": "test accuracy", "train_loss": "training loss"}[metric]
     fig = px.line(frame, x="epoch", y=metric, color="run", facet_col="stage",
                   category_orders={"stage": order}, markers=True, labels={metric: title})
+    fig.for_each_annotation(lambda a: a.update(text=a.text.replace("stage=", "")))  # panel titles
     fig.update_xaxes(matches=None, dtick=1 if frame["epoch"].max() <= 20 else None)
     if metric == "test_acc" and len(frame):
         fig.update_yaxes(tickformat=".1%")
@@ -65,7 +66,6 @@ def curves_figure(frame: pd.DataFrame, records: list[RunRecord], metric: str = "
                                   annotation_text=f"paper {paper[key]:.2%}")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="run",
                       legend=dict(orientation="h", y=-0.25))
-    fig.for_each_annotation(lambda a: a.update(text=a.text.replace("stage=", "")))
     return fig
 
 

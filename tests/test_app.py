@@ -19,7 +19,9 @@ def no_workers(monkeypatch):
 
 
 def page(name: str) -> AppTest:
-    return AppTest.from_file(str(ROOT / name), default_timeout=60)
+    """A page run as the app runs it: app.py is the entrypoint, so page links resolve."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    return at if name == "app.py" else at.switch_page(name)
 
 
 def finished_run(store: RunStore, **overrides) -> str:

@@ -32,15 +32,15 @@ class ExperimentConfig:
     temperature: float = 20.0  # blind distillation
     finetune_temperature: float = 4.0
     hard_label_weight: float = 0.5  # fine-tune: weight of the hard-label loss beside distillation
-    teacher_epochs: int = 10
+    teacher_epochs: int = 15
     blind_epochs: int = 15
-    finetune_epochs: int = 8
+    finetune_epochs: int = 20
     finetune_ks: list[str] = field(default_factory=lambda: ["all"])
     finetune_min_steps: int = 300  # small k: enough optimiser steps to matter
     teacher_lr: float = 3e-3
     blind_lr: float = 3e-3
-    finetune_lr: float = 1e-3
-    batch_size: int = 256
+    finetune_lr: float = 2e-3
+    batch_size: int = 128
     teacher_augment: bool = True
     blind_augment: bool = False  # True: fresh teacher logits on each augmented batch
     finetune_augment: bool = True

@@ -18,7 +18,7 @@ from .runs import RunDir
 from .store import RunStore
 
 HEARTBEAT_S = 2.0  # a worker writes its heartbeat this often
-STALE_AFTER_S = 15.0  # a running worker silent this long is dead
+STALE_AFTER_S = 30.0  # a running worker silent this long is hung: it is stopped and marked failed
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -56,12 +56,18 @@ def reap(store: RunStore) -> list[str]:
     """Mark runs whose worker died (killed, out of memory, machine restart) as failed."""
     now, dead = time.time(), []
     for record in store.list(("running",)):
+        alive = process_alive(record.pid, record.id)
         silent = record.heartbeat is None or now - record.heartbeat > STALE_AFTER_S
-        if not process_alive(record.pid, record.id) or silent:
-            reason = ("the worker process stopped without finishing (killed, out of memory, or "
-                      "the machine restarted); resume continues from the last checkpoint")
-            store.update(record.id, status="failed", error=reason, finished=now, pid=None)
-            dead.append(record.id)
+        if not silent and (alive or record.pid is None):  # healthy, or being started right now
+            continue
+        if alive:  # hung: stop it so it cannot write after being marked failed
+            os.kill(record.pid, signal.SIGKILL)
+            reason = f"the worker stopped responding for over {STALE_AFTER_S:.0f} s and was stopped"
+        else:
+            reason = "the worker process stopped without finishing (killed, out of memory, or the machine restarted)"
+        store.update(record.id, status="failed", error=f"{reason}; resume continues from the last checkpoint",
+                     finished=now, pid=None)
+        dead.append(record.id)
     return dead
 
 

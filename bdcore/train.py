@@ -11,7 +11,6 @@ from typing import Callable, Protocol
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from .device import autocast_dtype
 
@@ -43,10 +42,8 @@ class StageSettings:
     epochs: int
     lr: float
     batch_size: int = 256
-    weight_decay: float = 0.0
     augment: bool = False  # random small rotations, zooms and shifts (see Augmentation)
     schedule: str = "onecycle"  # "onecycle" (warm-up then cosine decay) or "linear" (steady decay)
-    ema: float | None = None  # decay of an exponential moving average of the weights, if any
 
 
 @dataclass(frozen=True)
@@ -114,23 +111,17 @@ def _scheduler(opt: torch.optim.Optimizer, settings: StageSettings, steps: int):
 class EpochState:
     """Everything a stage needs to continue after a given epoch; handed to a ``Checkpointer``."""
 
-    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, sched, generator: torch.Generator,
-                 ema: AveragedModel | None):
-        self.model, self.opt, self.sched, self.generator, self.ema = model, opt, sched, generator, ema
+    def __init__(self, model: nn.Module, opt: torch.optim.Optimizer, sched, generator: torch.Generator):
+        self.model, self.opt, self.sched, self.generator = model, opt, sched, generator
 
     def state_dict(self) -> dict:
-        state = {"opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
-                 "generator": self.generator.get_state()}
-        if self.ema is not None:
-            state["ema"] = self.ema.state_dict()
-        return state
+        return {"opt": self.opt.state_dict(), "sched": self.sched.state_dict(),
+                "generator": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
         self.generator.set_state(state["generator"])
-        if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
 
 
 class Checkpointer(Protocol):
@@ -153,12 +144,9 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
     generator = torch.Generator().manual_seed(seed)
     n, bs = len(inputs), settings.batch_size
     steps_per_epoch = -(-n // bs)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
     sched = _scheduler(opt, settings, steps_per_epoch * settings.epochs)
-    ema = None if settings.ema is None else AveragedModel(
-        model, multi_avg_fn=get_ema_multi_avg_fn(settings.ema), use_buffers=True)
-    evaluated = model if ema is None else ema.module  # the weights the stage hands on
-    state = EpochState(model, opt, sched, generator, ema)
+    state = EpochState(model, opt, sched, generator)
     reports = checkpointer.restore(state) if checkpointer is not None else []
     for epoch in range(len(reports) + 1, settings.epochs + 1):
         start = time.perf_counter()
@@ -177,17 +165,13 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
             loss.backward()
             opt.step()
             sched.step()
-            if ema is not None:
-                ema.update_parameters(model)
             total += loss.detach() * len(index)
         lr = opt.param_groups[0]["lr"]
         report = EpochReport(stage, epoch, settings.epochs, total.item() / n,
-                             accuracy(evaluated, test_x, test_y, amp), lr, time.perf_counter() - start)
+                             accuracy(model, test_x, test_y, amp), lr, time.perf_counter() - start)
         reports.append(report)
         if on_epoch is not None:
             on_epoch(report)
         if checkpointer is not None:
             checkpointer.save(state, report)
-    if ema is not None:
-        model.load_state_dict(ema.module.state_dict())
     return reports

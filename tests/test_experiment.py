@@ -91,3 +91,28 @@ def test_invalid_config_is_refused_before_any_work(field, value, message, isolat
     with pytest.raises(ValueError, match=message):
         run_experiment(ExperimentConfig(**{**TINY, field: value}))
     assert not (isolated_env / "runs").exists()
+
+
+def test_an_interrupted_run_resumes_mid_stage_to_identical_results(tiny_data, tmp_path):
+    """Stopped during the blind stage and resumed from its per-epoch checkpoint, a run ends
+    exactly where an uninterrupted one does (same seed, same device)."""
+    config = ExperimentConfig(**{**TINY, "blind_epochs": 4})
+    whole = run_experiment(config, tmp_path / "whole")
+
+    class Stop(Exception):
+        pass
+
+    def stop_in_blind_epoch_3(report):
+        if report.stage == "blind" and report.epoch == 3:
+            raise Stop
+
+    run = RunDir.create(config, tmp_path / "split")
+    with pytest.raises(Stop):
+        run_experiment(config, on_epoch=stop_in_blind_epoch_3, run=run)
+    assert (run.path / "blind.last.json").exists() and not run.checkpoint("blind").exists()
+    resumed = run_experiment(config, run=run)
+    assert (resumed.teacher_acc, resumed.blind_acc, resumed.finetune_acc) == \
+        (whole.teacher_acc, whole.blind_acc, whole.finetune_acc)
+    blind = [m["epoch"] for m in run.metrics() if m["stage"] == "blind"]
+    assert blind == [1, 2, 3, 4]
+    assert not list(run.path.glob("blind.e*"))  # per-epoch files cleared once the stage is done

@@ -101,8 +101,8 @@ class StageCheckpointer:
         self.index = run.path / f"{stage}.last.json"
 
     def _files(self, epoch: int) -> tuple[Path, Path]:
-        base = self.run.path / f"{self.stage}.e{epoch}"
-        return base.with_suffix(".safetensors"), base.with_suffix(".state.pt")
+        base = f"{self.stage}.e{epoch}"
+        return self.run.path / f"{base}.safetensors", self.run.path / f"{base}.state.pt"
 
     def restore(self, state: EpochState) -> list[EpochReport]:
         if not self.index.exists():

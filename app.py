@@ -39,7 +39,7 @@ with left:
     st.subheader("The classic run")
     st.write("MNIST labeled, Fashion-MNIST unlabeled, CNN teacher and student, temperature 20: "
              "the paper's Table 1, first row.")
-    if st.button("Launch MNIST -> Fashion-MNIST", type="primary"):
+    if st.button("Launch MNIST → Fashion-MNIST", type="primary"):
         run_id = jobs.submit(store, ExperimentConfig())
         st.session_state["launched"] = run_id
     if "launched" in st.session_state:

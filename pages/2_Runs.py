@@ -37,19 +37,22 @@ def live_runs() -> None:
 
 def actions(records) -> None:
     st.subheader("Actions")
-    by_label = {f"{run_label(r)} [{r.status}]": r for r in records}
-    label = st.selectbox("run", list(by_label))
-    record = by_label[label]
+    by_id = {r.id: r for r in records}
+    run_id = st.selectbox("run", list(by_id), format_func=lambda i: f"{run_label(by_id[i])} [{by_id[i].status}]")
+    record = by_id[run_id]
     c1, c2, c3 = st.columns(3)
-    if c1.button("Cancel", disabled=record.status not in ("queued", "running")):
-        st.toast(f"{record.id}: {jobs.cancel(store, record.id)}")
-    if c2.button("Resume", disabled=record.status not in ("failed", "cancelled")):
-        jobs.resume(store, record.id)
-        st.toast(f"{record.id}: queued to resume")
-    if c3.button("Delete", disabled=record.status in ("queued", "running")):
-        jobs.delete(store, record.id)
-        st.toast(f"{record.id}: deleted")
-        st.rerun()
+    try:
+        if c1.button("Cancel", disabled=record.status not in ("queued", "running")):
+            st.toast(f"{record.id}: {jobs.cancel(store, record.id)}")
+        if c2.button("Resume", disabled=record.status not in ("failed", "cancelled")):
+            jobs.resume(store, record.id)
+            st.toast(f"{record.id}: queued to resume")
+        if c3.button("Delete", disabled=record.status in ("queued", "running")):
+            jobs.delete(store, record.id)
+            st.toast(f"{record.id}: deleted")
+            st.rerun()
+    except (ValueError, KeyError) as err:  # the run changed state since this page drew it
+        st.warning(f"{err}. The table above shows its current state.")
     if record.error:
         st.error(record.error)
     elif record.message:

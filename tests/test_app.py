@@ -94,7 +94,7 @@ def test_runs_page_shows_progress_curves_and_summary(tiny_data, no_workers):
     charts = at.get("plotly_chart")
     assert len(charts) == 2
     assert at.get("download_button")
-    at.selectbox[0].set_value(next(o for o in at.selectbox[0].options if "[queued]" in o)).run()
+    at.selectbox[0].set_value(queued).run()
     at.button[0].click().run()  # Cancel
     assert store.get(queued).status == "cancelled"
 

@@ -101,7 +101,7 @@ def main() -> None:
         print(f"SIGKILLed worker shown as failed on the Runs page after {time.time() - killed:.1f} s")
         page.screenshot(path=str(args.out / "runs-failed.png"), full_page=True)
         page.get_by_role("combobox", name="run", exact=True).click()
-        page.get_by_role("option", name=f"[failed]").first.click()
+        page.get_by_role("option", name="[failed]").first.click()
         page.get_by_role("button", name="Resume").click()
         expect(page.get_by_text("2 succeeded")).to_be_visible(timeout=1_800_000)
         resumed = store.get(second.id)

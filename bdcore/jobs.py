@@ -5,6 +5,7 @@ dead workers failed and starts queued runs while slots are free."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -147,8 +148,6 @@ def delete(store: RunStore, run_id: str, remove_files: bool = True) -> None:
         raise ValueError(f"run {run_id} is {record.status}; cancel it before deleting")
     store.delete(run_id)
     if remove_files and record.run_dir:
-        import shutil
-
         shutil.rmtree(record.run_dir, ignore_errors=True)
 
 
@@ -157,8 +156,6 @@ def run_dir_for(store: RunStore, run_id: str) -> RunDir:
     record = store.get(run_id)
     if record.run_dir:
         return RunDir(Path(record.run_dir))
-    path = store.path.parent / run_id
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "config.json").write_text(record.config.to_json())
-    store.update(run_id, run_dir=str(path))
-    return RunDir(path)
+    run = RunDir.create(record.config, store.path.parent, name=run_id)
+    store.update(run_id, run_dir=str(run.path))
+    return run

@@ -46,12 +46,16 @@ class RunDir:
         self.path = Path(path)
 
     @classmethod
-    def create(cls, config: ExperimentConfig, root: Path | None = None) -> "RunDir":
+    def create(cls, config: ExperimentConfig, root: Path | None = None,
+               name: str | None = None) -> "RunDir":
+        """A new run folder holding config.json; named after the time and pair unless ``name``."""
         root = runs_root() if root is None else Path(root)
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        name = f"{stamp}-{config.labeled}-{config.unlabeled}-{config.teacher}-{config.student}"
-        path = root / f"{name.replace(':', '_').replace('/', '_')}-{secrets.token_hex(3)}"
-        path.mkdir(parents=True)
+        if name is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            name = f"{stamp}-{config.labeled}-{config.unlabeled}-{config.teacher}-{config.student}"
+            name = f"{name.replace(':', '_').replace('/', '_')}-{secrets.token_hex(3)}"
+        path = root / name
+        path.mkdir(parents=True, exist_ok=True)
         run = cls(path)
         (path / "config.json").write_text(config.to_json())
         return run

@@ -1,0 +1,49 @@
+"""The benchmark suite's smoke test: `bench/run_all.py --quick --skip-table1` on tiny synthetic
+data prints and writes every figure (the numbers themselves mean nothing at this size)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import write_idx_dataset
+
+ROOT = Path(__file__).resolve().parents[1]
+FIGURES = [
+    "loop efficiency, CNN student",
+    "loop efficiency, MLP student",
+    "teacher-logit caching: blind epoch speed-up",
+    "augmented step",
+    "versus the usual way, MLP: epoch speed-up",
+    "versus the usual way, MLP: accuracy after 1 epoch",
+    "versus the usual way, CNN: epoch speed-up",
+    "versus the usual way, CNN: accuracy after 1 epoch",
+    "bf16 + channels-last vs fp32 contiguous: CNN step speed-up",
+    "bf16 vs fp32: MLP step speed-up",
+    "bf16 autocast vs fp32: CNN accuracy after 1 epoch",
+    "CPU threads",
+    "scaling with unlabeled-set size",
+    "scaling with batch size",
+    "peak memory: RSS of this benchmark process",
+]
+
+
+def test_quick_bench_reports_every_figure(isolated_env):
+    data = isolated_env / "data"
+    write_idx_dataset(data / "mnist", n_train=600, n_test=200, seed=0)
+    write_idx_dataset(data / "fashion-mnist", n_train=600, n_test=200, seed=10)
+    out = isolated_env / "bench" / "quick.json"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), "--quick", "--skip-table1",
+                           "--device", "cpu", "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads(out.read_text())
+    names = [f["name"] for f in report["figures"]]
+    for figure in FIGURES:
+        assert any(n.startswith(figure) for n in names), f"{figure!r} missing from {names}"
+        assert figure in proc.stdout  # the printed table has it too
+    assert not any("FAILED" in n for n in names)
+    assert len(report["scaling"]["by_size"]) == 4 and len(report["scaling"]["by_batch"]) == 5
+    table = [line for line in out.with_suffix(".md").read_text().splitlines() if line.startswith("| ")]
+    assert len(table) == len(names) + 2  # header, rule, one row per figure

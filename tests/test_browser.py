@@ -1,6 +1,7 @@
 """End to end in a real browser: `streamlit run` on a free localhost port, driven by Playwright in
 Debian's Chromium. Launch a tiny run from the Launch page, wait for it on the Runs page, and
-check that its curves and summary appear. Screenshots go to test-artifacts/."""
+check that its curves and summary appear; then open the finished run on the Embeddings and
+Unlabeled explorer pages. Screenshots go to test-artifacts/."""
 import os
 import shutil
 import socket
@@ -82,4 +83,21 @@ def test_launch_a_tiny_run_and_watch_it_finish(app_url):
         expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
         expect(page.get_by_text("Download CSV")).to_be_visible()
         page.screenshot(path=str(ARTIFACTS / "runs.png"), full_page=True)
+
+        page.goto(f"{app_url}/Embeddings", wait_until="domcontentloaded")
+        expect(page.get_by_text("cached for next time")).to_be_visible(timeout=120_000)
+        plot = page.locator(".js-plotly-plot").first
+        expect(plot).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("fashion-mnist: Bag")).to_be_visible()  # legend: the unlabeled family
+        point = plot.locator(".scatterlayer path.point").first  # hover a point: its thumbnail shows
+        point.hover(force=True)
+        expect(page.locator("img[src^='data:image/png']").first).to_be_visible(timeout=10_000)
+        page.screenshot(path=str(ARTIFACTS / "embeddings.png"), full_page=True)
+
+        page.goto(f"{app_url}/Unlabeled", wait_until="domcontentloaded")
+        expect(page.get_by_text("Most ambiguous unlabeled images")).to_be_visible(timeout=120_000)
+        expect(page.get_by_text("Nearest labeled neighbours")).to_be_visible()
+        expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(ARTIFACTS / "unlabeled.png"), full_page=True)
         browser.close()

@@ -1,0 +1,16 @@
+"""Embeddings and the unlabeled-set explorer: which samples (samples), a model's features
+(features), 2-D / 3-D reductions (reduce), the on-disk cache (cache), opening runs (source), the
+engine tying them together (engine), the analyses (analysis) and figures (figures)."""
+from .cache import ArrayCache, cache_key
+from .engine import SETS, Embedding, embed, outputs_of, sample_set, set_outputs
+from .features import REPRESENTATIONS, forward_outputs, softmax
+from .reduce import METRICS, REDUCERS, ReduceParams, reduce, start_umap_warm_up, warm_up_umap
+from .samples import SampleSet, SampleSpec, draw_samples
+from .source import (ExploreError, ExploreSession, RunChoice, explorable_runs, model_roles,
+                     open_session)
+
+__all__ = ["REDUCERS", "REPRESENTATIONS", "METRICS", "SETS", "ArrayCache", "Embedding", "ExploreError",
+           "ExploreSession", "ReduceParams", "RunChoice", "SampleSet", "SampleSpec", "cache_key",
+           "draw_samples", "embed", "explorable_runs", "forward_outputs", "model_roles", "open_session",
+           "outputs_of", "reduce", "sample_set", "set_outputs", "softmax", "start_umap_warm_up",
+           "warm_up_umap"]

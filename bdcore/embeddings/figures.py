@@ -1,0 +1,153 @@
+"""Tables, plotly figures and picture tiles for the explorer pages (no UI code here). Labeled
+classes are drawn in one colour family (reds, pinks, purples) and unlabeled ones in another
+(greens, blues), as in the paper's Figure 6."""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from .analysis import entropy, top_k
+from .engine import Embedding
+from .features import softmax
+from .source import ExploreSession
+
+COLOUR_BY = {"source + true class": "group", "predicted class": "predicted",
+             "confidence": "confidence", "entropy": "entropy"}
+WARM = (-70.0, 35.0)  # hue range (degrees) of the labeled family: purple -> magenta -> red -> orange
+COOL = (95.0, 230.0)  # the unlabeled family: green -> teal -> blue
+UNKNOWN = "?"
+
+
+def family(names: list[str], hues: tuple[float, float]) -> dict[str, str]:
+    """Distinct colours for ``names`` inside one hue range, lightness alternating for contrast."""
+    n = max(len(names), 1)
+    return {name: f"hsl({(hues[0] + (hues[1] - hues[0]) * i / max(n - 1, 1)) % 360:.0f},"
+                  f"{70 if i % 2 else 85}%,{35 if i % 2 else 58}%)" for i, name in enumerate(names)}
+
+
+def thumbnail(image: np.ndarray) -> str:
+    """A uint8 (C, H, W) image as a PNG data URI."""
+    from PIL import Image
+
+    arr = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", optimize=False)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def embedding_frame(emb: Embedding, session: ExploreSession, temperature: float = 1.0) -> pd.DataFrame:
+    """One row per point: coordinates, set, dataset, true and predicted class, confidence,
+    entropy and the model's top-3 classes (soft labels at ``temperature``)."""
+    data, config = session.data, session.config
+    probs = softmax(emb.logits, temperature)
+    order, top = top_k(probs, 3)
+    frame = pd.DataFrame(emb.coords, columns=["x", "y", "z"][: emb.coords.shape[1]])
+    frame.insert(0, "row", np.arange(len(emb.coords)))
+    frame["set"] = np.where(emb.is_unlabeled, "unlabeled", "labeled")
+    frame["dataset"] = np.where(emb.is_unlabeled, config.unlabeled, config.labeled)
+    frame["index"] = emb.index
+    names = [data.unlabeled_classes[t] if u and 0 <= t < len(data.unlabeled_classes)
+             else data.classes[t] if not u else UNKNOWN
+             for u, t in zip(emb.is_unlabeled, emb.true_label)]
+    frame["true_class"] = names
+    frame["group"] = [f"{d}: {n}" if n != UNKNOWN else d for d, n in zip(frame["dataset"], names)]
+    frame["predicted"] = [data.classes[i] for i in order[:, 0]]
+    frame["confidence"] = top[:, 0]
+    frame["entropy"] = entropy(probs)
+    frame["top3"] = ["<br>".join(f"{data.classes[c]}: {p:.3f}" for c, p in zip(o, t))
+                     for o, t in zip(order, top)]
+    return frame
+
+
+def group_colours(frame: pd.DataFrame, session: ExploreSession) -> dict[str, str]:
+    config, data = session.config, session.data
+    labeled = [f"{config.labeled}: {c}" for c in data.classes]
+    unlabeled = [f"{config.unlabeled}: {c}" for c in data.unlabeled_classes] or [config.unlabeled]
+    colours = {**family(labeled, WARM), **family(unlabeled, COOL)}
+    colours.setdefault(config.unlabeled, family([config.unlabeled], COOL)[config.unlabeled])
+    return colours
+
+
+def scatter_figure(frame: pd.DataFrame, session: ExploreSession, colour_by: str = "source + true class",
+                   thumbs: list[str] | None = None, title: str = "") -> go.Figure:
+    """The joint embedding; hover shows the true class and the model's top-3 (and, in the app,
+    the thumbnail carried in customdata[1])."""
+    column = COLOUR_BY[colour_by]
+    plot = frame.copy()
+    plot["thumb"] = thumbs if thumbs is not None else ""
+    three_d = "z" in plot
+    kwargs = dict(x="x", y="y", color=column, symbol="set", custom_data=["row", "thumb", "set",
+                  "true_class", "top3", "index"], symbol_map={"labeled": "circle", "unlabeled": "diamond"})
+    if column == "group":
+        order = list(group_colours(plot, session))
+        kwargs.update(color_discrete_map=group_colours(plot, session),
+                      category_orders={"group": [g for g in order if g in set(plot["group"])]})
+    elif column == "predicted":
+        kwargs.update(color_discrete_map=family(session.data.classes, WARM),
+                      category_orders={"predicted": session.data.classes})
+    else:
+        kwargs.update(color_continuous_scale="Viridis" if column == "confidence" else "Magma_r")
+    fig = px.scatter_3d(plot, z="z", **kwargs) if three_d else px.scatter(plot, **kwargs)
+    fig.update_traces(marker=dict(size=3 if three_d else 5, opacity=0.8),
+                      hovertemplate="<b>%{customdata[2]}</b> #%{customdata[5]}<br>"
+                                    "true class: %{customdata[3]}<br><i>model's top-3</i><br>"
+                                    "%{customdata[4]}<extra></extra>")
+    if column == "group":
+        fig.for_each_trace(lambda t: t.update(name=t.name.split(",")[0]))
+    fig.update_layout(height=640, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      title=title or None, legend=dict(itemsizing="constant", font=dict(size=11)),
+                      dragmode="lasso" if not three_d else "orbit")
+    if not three_d:
+        fig.update_xaxes(showticklabels=False, title=None)
+        fig.update_yaxes(showticklabels=False, title=None, scaleanchor="x")
+    return fig
+
+
+def soft_label_tile(image: np.ndarray, probs: np.ndarray, scale: int = 3) -> np.ndarray:
+    """An RGB tile: the image (scaled up) beside a bar chart of its soft label, the most
+    likely class in red. uint8 (H, W, 3)."""
+    img = image[0][..., None].repeat(3, axis=2) if image.shape[0] == 1 else image.transpose(1, 2, 0)
+    img = img.repeat(scale, axis=0).repeat(scale, axis=1)
+    h = img.shape[0]
+    bar_w, gap = 6, 2
+    chart = np.full((h, len(probs) * (bar_w + gap) + gap, 3), 255, np.uint8)
+    chart[-1] = 160
+    top = int(np.argmax(probs))
+    for c, p in enumerate(probs):
+        height = int(round(float(p) * (h - 2)))
+        x0 = gap + c * (bar_w + gap)
+        if height:
+            chart[h - 1 - height: h - 1, x0: x0 + bar_w] = (220, 38, 38) if c == top else (90, 90, 110)
+    return np.concatenate([img, np.full((h, 4, 3), 255, np.uint8), chart], axis=1)
+
+
+def affinity_figure(matrix: np.ndarray, rows: list[str], classes: list[str], title: str) -> go.Figure:
+    fig = px.imshow(matrix, x=classes, y=rows, text_auto=".2f", color_continuous_scale="Blues",
+                    zmin=0, zmax=1, aspect="auto", labels=dict(color="mean soft label"))
+    fig.update_layout(height=120 + 34 * len(rows), margin=dict(l=10, r=10, t=40, b=10), title=title)
+    fig.update_xaxes(type="category", title=None)
+    return fig
+
+
+def coverage_figure(coverage: pd.DataFrame) -> go.Figure:
+    long = coverage.melt(id_vars="class", value_vars=["predicted_share", "soft_label_share"],
+                         var_name="measure", value_name="share")
+    fig = px.bar(long, x="class", y="share", color="measure", barmode="group",
+                 color_discrete_sequence=["#b91c1c", "#f59e0b"])
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), yaxis_tickformat=".0%")
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def frame_for_csv(frame: pd.DataFrame) -> pd.DataFrame:
+    """The embedding as a plain table (no HTML in the top-3 column)."""
+    out = frame.drop(columns=["group"]).copy()
+    out["top3"] = out["top3"].str.replace("<br>", "; ")
+    return out
+
+

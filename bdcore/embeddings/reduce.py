@@ -1,0 +1,186 @@
+"""Reduce features to 2-D or 3-D: t-SNE (openTSNE or scikit-learn, picked by size), UMAP (with an
+exact k-nearest-neighbour graph computed in torch, so pynndescent never runs) or PCA. Every
+reducer is seeded, so the same inputs and params give the same picture."""
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+
+from .features import Progress
+
+METRICS = ("euclidean", "cosine")  # cosine: rows scaled to unit length, then euclidean
+INITS = {"tsne": ("pca", "random"), "umap": ("spectral", "pca", "random"), "pca": ("pca",)}
+TSNE_IMPLS = ("auto", "opentsne", "sklearn")
+EARLY_ITER = 250  # t-SNE early-exaggeration iterations, before ``n_iter`` normal ones
+KNN_CHUNK = 2048
+FFT_FROM = 5000  # t-SNE "auto": scikit-learn's Barnes-Hut below this many points, openTSNE's FFT from it
+
+
+@dataclass(frozen=True)
+class ReduceParams:
+    method: str = "tsne"  # a key of REDUCERS
+    dims: int = 2
+    perplexity: float = 30.0  # t-SNE
+    learning_rate: float = 0.0  # t-SNE; 0 = the implementation's "auto"
+    n_iter: int = 250  # t-SNE iterations after early exaggeration (quality: bench/embeddings_speed.py)
+    tsne_impl: str = "auto"  # auto: the faster implementation for this size (bench/embeddings_speed.py)
+    n_neighbors: int = 15  # UMAP
+    min_dist: float = 0.1  # UMAP
+    n_epochs: int = 200  # UMAP
+    metric: str = "euclidean"
+    init: str = "auto"  # auto: pca for t-SNE, spectral for UMAP
+    pca_dims: int = 50  # features are first reduced to this many PCA components (0: never)
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def resolved_init(self) -> str:
+        return INITS[self.method][0] if self.init == "auto" else self.init
+
+    def validate(self) -> "ReduceParams":
+        problems = []
+        if self.method not in REDUCERS:
+            problems.append(f"method: choose one of {', '.join(REDUCERS)}")
+        elif self.resolved_init() not in INITS[self.method]:
+            problems.append(f"init {self.init!r} does not apply to {self.method} "
+                            f"(choose {', '.join(INITS[self.method])})")
+        if self.dims not in (2, 3):
+            problems.append("dims must be 2 or 3")
+        if self.metric not in METRICS:
+            problems.append(f"metric: choose one of {', '.join(METRICS)}")
+        if self.tsne_impl not in TSNE_IMPLS:
+            problems.append(f"tsne_impl: choose one of {', '.join(TSNE_IMPLS)}")
+        if self.perplexity <= 0 or self.learning_rate < 0 or self.n_iter < 1:
+            problems.append("perplexity and n_iter must be > 0, learning_rate >= 0")
+        if self.n_neighbors < 2 or not 0 <= self.min_dist <= 1 or self.n_epochs < 1:
+            problems.append("n_neighbors must be >= 2, min_dist in [0, 1], n_epochs >= 1")
+        if problems:
+            raise ValueError("invalid embedding params: " + "; ".join(problems))
+        return self
+
+
+def prepare(x: np.ndarray, params: ReduceParams) -> np.ndarray:
+    """Metric scaling and PCA pre-reduction (standard before t-SNE / UMAP; also much faster)."""
+    x = np.asarray(x, dtype=np.float32)
+    if params.metric == "cosine":
+        x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    if params.method != "pca" and 0 < params.pca_dims < min(x.shape):
+        x = PCA(params.pca_dims, random_state=params.seed).fit_transform(x).astype(np.float32)
+    return x
+
+
+def exact_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and euclidean distances of each row's ``k`` nearest rows (itself first)."""
+    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    k = min(k, len(t))
+    idx, dist = [], []
+    for chunk in t.split(KNN_CHUNK):
+        d, i = torch.cdist(chunk, t).topk(k, largest=False)
+        idx.append(i)
+        dist.append(d)
+    return torch.cat(idx).numpy().astype(np.int64), torch.cat(dist).numpy().astype(np.float32)
+
+
+def tsne_impl_for(n: int, params: ReduceParams) -> str:
+    """``auto``: scikit-learn's Barnes-Hut below FFT_FROM points (openTSNE's FFT grid costs more
+    than it saves there; openTSNE itself uses Barnes-Hut there too) and openTSNE's FFT from it,
+    in 2-D; 3-D has no FFT, so scikit-learn.
+    bench/embeddings_speed.py measures both, with their trustworthiness and kNN accuracy."""
+    if params.tsne_impl != "auto":
+        return params.tsne_impl
+    return "opentsne" if n >= FFT_FROM and params.dims == 2 else "sklearn"
+
+
+def _tsne(x: np.ndarray, params: ReduceParams, progress: Progress) -> np.ndarray:
+    x = prepare(x, params)
+    perplexity = min(params.perplexity, max((len(x) - 1) / 3, 1.0))
+    total = EARLY_ITER + params.n_iter
+    if tsne_impl_for(len(x), params) == "sklearn":
+        from sklearn.manifold import TSNE
+
+        progress(0.0, f"t-SNE (scikit-learn, {total} iterations)")
+        tsne = TSNE(params.dims, perplexity=perplexity, max_iter=total, init=params.resolved_init(),
+                    learning_rate=params.learning_rate or "auto", random_state=params.seed)
+        return tsne.fit_transform(x).astype(np.float32)
+    import openTSNE
+
+    done = [0]
+
+    def tick(_iteration: int, _error: float, _embedding: np.ndarray) -> bool:
+        done[0] += 25
+        progress(min(done[0] / total, 1.0), f"t-SNE iteration {min(done[0], total)}/{total}")
+        return False
+
+    tsne = openTSNE.TSNE(n_components=params.dims, perplexity=perplexity, n_iter=params.n_iter,
+                         early_exaggeration_iter=EARLY_ITER, initialization=params.resolved_init(),
+                         learning_rate=params.learning_rate or "auto", random_state=params.seed,
+                         negative_gradient_method="fft" if len(x) >= FFT_FROM and params.dims == 2 else "bh",
+                         n_jobs=torch.get_num_threads(), callbacks=tick, callbacks_every_iters=25)
+    progress(0.0, "t-SNE affinities")
+    return np.asarray(tsne.fit(x), dtype=np.float32)
+
+
+def _umap(x: np.ndarray, params: ReduceParams, progress: Progress) -> np.ndarray:
+    x = prepare(x, params)
+    progress(0.05, "UMAP neighbour graph")
+    knn = exact_knn(x, params.n_neighbors)
+    progress(0.2, f"UMAP layout ({params.n_epochs} epochs)")
+    import umap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no search index is kept: transform() is never used
+        reducer = umap.UMAP(n_neighbors=min(params.n_neighbors, len(x)), n_components=params.dims,
+                            min_dist=params.min_dist, init=params.resolved_init(),
+                            n_epochs=params.n_epochs, random_state=params.seed,
+                            precomputed_knn=(*knn, None))
+        return reducer.fit_transform(x).astype(np.float32)
+
+
+def _pca(x: np.ndarray, params: ReduceParams, progress: Progress) -> np.ndarray:
+    progress(0.0, "PCA")
+    x = prepare(x, params)
+    return PCA(params.dims, random_state=params.seed).fit_transform(x).astype(np.float32)
+
+
+REDUCERS: dict[str, Callable[[np.ndarray, ReduceParams, Progress], np.ndarray]] = {
+    "tsne": _tsne,
+    "umap": _umap,
+    "pca": _pca,
+}
+
+
+def reduce(x: np.ndarray, params: ReduceParams, progress: Progress | None = None) -> np.ndarray:
+    """``x`` (n, d) to (n, params.dims) with the chosen reducer."""
+    params.validate()
+    if len(x) < params.dims + 2:
+        raise ValueError(f"need at least {params.dims + 2} samples to embed, got {len(x)}")
+    out = REDUCERS[params.method](x, params, progress or (lambda _f, _m: None))
+    (progress or (lambda _f, _m: None))(1.0, "done")
+    return out
+
+
+def warm_up_umap() -> None:
+    """Compile (or load from numba's on-disk cache) UMAP's JIT functions on a tiny input, so the
+    first real UMAP does not pay for it; run it once per process in a background thread."""
+    rng = np.random.default_rng(0)
+    reduce(rng.normal(size=(64, 8)).astype(np.float32),
+           ReduceParams(method="umap", n_neighbors=5, n_epochs=5, pca_dims=0))
+
+
+_warm_up: list = []
+
+
+def start_umap_warm_up() -> None:
+    """Run ``warm_up_umap`` once per process in a daemon thread (a no-op after the first call)."""
+    import threading
+
+    if not _warm_up:
+        thread = threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True)
+        _warm_up.append(thread)
+        thread.start()

@@ -1,0 +1,174 @@
+"""Embeddings: the joint t-SNE / UMAP / PCA picture of labeled and unlabeled samples in a model's
+feature space (the paper's Figure 6), with hover thumbnails, selection and export."""
+import numpy as np
+import streamlit as st
+import streamlit.components.v1 as components
+
+from bdcore.embeddings import (METRICS, REDUCERS, REPRESENTATIONS, ExploreError, ReduceParams, SampleSpec,
+                               embed, explorable_runs, open_session, softmax, start_umap_warm_up)
+from bdcore.embeddings.figures import (COLOUR_BY, embedding_frame, frame_for_csv, scatter_figure,
+                                       soft_label_tile, thumbnail)
+from bdcore.embeddings.reduce import INITS, TSNE_IMPLS
+from bdcore.store import RunStore
+
+st.set_page_config(page_title="Embeddings · Blind Distillation", page_icon="🗺️", layout="wide")
+st.title("Embeddings")
+st.caption("Labeled test images and unlabeled images, embedded together in a model's feature "
+           "space (the paper's section 5.1, Figure 6). Labeled classes are in reds and purples, "
+           "unlabeled ones in greens and blues. Hover a point for its image and the model's top-3 "
+           "classes; draw a box or lasso to see the selected images with their soft labels.")
+start_umap_warm_up()  # numba compiles UMAP once per process, in the background
+
+# Shows the hovered point's image (carried in customdata[1]) beside the cursor. It runs in a
+# zero-height component iframe and reaches the app's own page, where the charts are.
+HOVER_THUMBNAILS = """<script>
+(function () {
+  const win = window.parent, document = win.document;
+  if (win.__bdThumbs) return; win.__bdThumbs = true;
+  const box = document.createElement("div");
+  box.style.cssText = "position:fixed;display:none;pointer-events:none;z-index:100000;"
+    + "background:#fff;border:1px solid #999;padding:3px;box-shadow:0 2px 6px rgba(0,0,0,.3)";
+  document.body.appendChild(box);
+  function attach(gd) {
+    if (gd.__bdThumb || typeof gd.on !== "function") return;
+    gd.__bdThumb = true;
+    gd.on("plotly_hover", function (ev) {
+      const p = ev.points && ev.points[0], cd = p && p.customdata;
+      if (!cd || typeof cd[1] !== "string" || cd[1].indexOf("data:image") !== 0) return;
+      box.innerHTML = '<img src="' + cd[1] + '" width="84" height="84" style="image-rendering:pixelated">';
+      const r = gd.getBoundingClientRect(), e = ev.event;
+      const x = e && e.clientX ? e.clientX - 110 : r.left + 10, y = e && e.clientY ? e.clientY - 110 : r.top + 10;
+      box.style.left = Math.max(x, 0) + "px"; box.style.top = Math.max(y, 0) + "px"; box.style.display = "block";
+    });
+    gd.on("plotly_unhover", function () { box.style.display = "none"; });
+  }
+  win.setInterval(function () { document.querySelectorAll(".js-plotly-plot").forEach(attach); }, 400);
+})();
+</script>"""
+components.html(HOVER_THUMBNAILS, height=0)
+
+choices = {c.run_id: c for c in explorable_runs(RunStore())}
+if not choices:
+    st.info("No run with a trained teacher yet. Launch one from the Home or Launch page; its "
+            "embedding can be explored here as soon as its teacher stage has finished.")
+    st.stop()
+run_id = st.selectbox("run", list(choices), format_func=lambda i: choices[i].label, key="embed_run")
+try:
+    with st.spinner("Loading the run's data and models..."):
+        session = open_session(choices[run_id].path, run_id)
+except ExploreError as err:
+    st.error(str(err))
+    st.stop()
+
+with st.form("embedding settings"):
+    c1, c2, c3, c4 = st.columns(4)
+    roles = c1.multiselect("models (two: side by side)", session.roles, default=["teacher"], max_selections=2,
+                           help="Teacher and a student embed the same samples, for comparison.")
+    method = c2.selectbox("method", list(REDUCERS), format_func=lambda m: {"tsne": "t-SNE", "umap": "UMAP",
+                                                                           "pca": "PCA"}[m])
+    representation = c3.selectbox("space", REPRESENTATIONS,
+                                  format_func=lambda r: {"features": "penultimate features", "logits": "logits"}[r])
+    dims = c4.radio("dimensions", [2, 3], horizontal=True)
+    c1, c2, c3, c4 = st.columns(4)
+    n_labeled = c1.number_input("labeled test samples", 1, len(session.data.test_y), min(1000, len(session.data.test_y)), 100)
+    n_unlabeled = c2.number_input("unlabeled samples", 1, len(session.data.unlabeled_x),
+                                  min(1000, len(session.data.unlabeled_x)), 100)
+    sample_seed = c3.number_input("sample seed", 0, 2**31 - 1, 0)
+    seed = c4.number_input("embedding seed", 0, 2**31 - 1, 0)
+    with st.expander("method parameters"):
+        c1, c2, c3, c4 = st.columns(4)
+        perplexity = c1.number_input("t-SNE perplexity", 2.0, 200.0, 30.0, 5.0)
+        learning_rate = c2.number_input("t-SNE learning rate (0: auto)", 0.0, 5000.0, 0.0, 50.0)
+        n_iter = c3.number_input("t-SNE iterations (after 250 exaggerated)", 50, 5000, 250, 50)
+        tsne_impl = c4.selectbox("t-SNE implementation", TSNE_IMPLS)
+        c1, c2, c3, c4 = st.columns(4)
+        n_neighbors = c1.number_input("UMAP n_neighbors", 2, 200, 15)
+        min_dist = c2.number_input("UMAP min_dist", 0.0, 1.0, 0.1, 0.05)
+        n_epochs = c3.number_input("UMAP epochs", 10, 2000, 200, 50)
+        pca_dims = c4.number_input("PCA pre-reduction (0: none)", 0, 512, 50)
+        c1, c2 = st.columns(2)
+        metric = c1.selectbox("metric", METRICS)
+        init = c2.selectbox("init", ["auto", "pca", "random", "spectral"],
+                            help=f"t-SNE: {', '.join(INITS['tsne'])}; UMAP: {', '.join(INITS['umap'])}")
+    submitted = st.form_submit_button("Compute embedding", type="primary")
+
+params = ReduceParams(method=method, dims=dims, perplexity=perplexity, learning_rate=learning_rate,
+                      n_iter=int(n_iter), tsne_impl=tsne_impl, n_neighbors=int(n_neighbors), min_dist=min_dist,
+                      n_epochs=int(n_epochs), metric=metric, init=init, pca_dims=int(pca_dims), seed=int(seed))
+spec = SampleSpec(int(n_labeled), int(n_unlabeled), int(sample_seed))
+if not roles:
+    st.info("Pick at least one model.")
+    st.stop()
+try:
+    params.validate()
+except ValueError as err:
+    st.error(str(err))
+    st.stop()
+
+c1, c2, c3, c4 = st.columns(4)
+colour_by = c1.selectbox("colour by", list(COLOUR_BY))
+temperature = c2.radio("soft labels at", list(dict.fromkeys([1.0, session.config.temperature])), horizontal=True,
+                       format_func=lambda t: f"T={t:g}" + (" (distillation)" if t != 1 else ""))
+sets = c3.multiselect("show", ["labeled", "unlabeled"], default=["labeled", "unlabeled"])
+thumbs_on = c4.toggle("hover thumbnails", value=True)
+
+embeddings = {}
+for role in roles:
+    bar = st.progress(0.0, text=f"{role}: starting")
+    try:
+        embeddings[role] = embed(session, role, spec, params, representation,
+                                 progress=lambda f, m, bar=bar, role=role: bar.progress(min(max(f, 0.0), 1.0),
+                                                                                      text=f"{role}: {m}"))
+    except (ExploreError, ValueError) as err:
+        bar.empty()
+        st.error(f"{role}: {err}")
+        st.stop()
+    bar.empty()
+
+frames = {role: embedding_frame(e, session, temperature) for role, e in embeddings.items()}
+groups = sorted(set().union(*(set(f["group"]) for f in frames.values())))
+hidden = st.multiselect("hide classes", groups, help="Hide some classes of either set.")
+columns = st.columns(len(roles))
+selected: dict[str, list[int]] = {}
+for column, (role, emb) in zip(columns, embeddings.items()):
+    frame = frames[role]
+    keep = frame["set"].isin(sets) & ~frame["group"].isin(hidden)
+    view = frame[keep]
+    thumbs = None
+    if thumbs_on:
+        images = {w: session.images(w, view["index"][view["set"] == w].to_numpy()) for w in ("labeled", "unlabeled")}
+        order = {w: iter(images[w]) for w in images}
+        thumbs = [thumbnail(next(order[w])) for w in view["set"]]
+    fig = scatter_figure(view, session, colour_by, thumbs,
+                         title=f"{role} · {representation} · {method} · {len(view)} points")
+    with column:
+        event = st.plotly_chart(fig, key=f"scatter-{role}", on_select="rerun" if dims == 2 else "ignore",
+                                selection_mode=("box", "lasso", "points"),
+                                config={"toImageButtonOptions": {"format": "png", "filename": f"embedding-{role}",
+                                                                 "scale": 2}})
+        timing = " + ".join(f"{k} {v:.1f} s" for k, v in emb.seconds.items())
+        st.caption(("loaded from the cache" if emb.cached else f"computed: {timing}; cached for next time")
+                   + ". PNG: the camera icon above the chart.")
+        d1, d2 = st.columns(2)
+        d1.download_button("Embedding CSV", frame_for_csv(frame).to_csv(index=False),
+                           f"embedding-{run_id}-{role}.csv", "text/csv", key=f"csv-{role}")
+        d2.download_button("Figure HTML", lambda fig=fig: fig.to_html(include_plotlyjs=True),
+                           f"embedding-{run_id}-{role}.html", "text/html", key=f"html-{role}")
+        if dims == 2 and event and event.selection and event.selection.points:
+            selected[role] = sorted({int(p["customdata"][0]) for p in event.selection.points if p.get("customdata")})
+
+MAX_TILES = 48
+for role, rows in selected.items():
+    st.subheader(f"Selected in {role}: {len(rows)} samples")
+    frame, emb = frames[role], embeddings[role]
+    probs = softmax(emb.logits[rows], temperature)
+    shown = rows[:MAX_TILES]
+    images = [session.images(frame["set"][r], np.array([frame["index"][r]]))[0] for r in shown]
+    st.image([soft_label_tile(img, p) for img, p in zip(images, probs)],
+             caption=[f"{frame['set'][r]} #{frame['index'][r]} · true {frame['true_class'][r]} · "
+                      f"{frame['predicted'][r]} {frame['confidence'][r]:.2f}" for r in shown], width=150)
+    if len(rows) > MAX_TILES:
+        st.caption(f"First {MAX_TILES} of {len(rows)} shown. Bars: soft label over "
+                   f"{', '.join(session.data.classes)} (red: most likely).")
+    else:
+        st.caption(f"Bars: soft label over {', '.join(session.data.classes)} (red: most likely).")

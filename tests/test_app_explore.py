@@ -1,0 +1,75 @@
+"""The Embeddings and Unlabeled explorer pages through AppTest, on a tiny finished run with real
+checkpoints: they render without an exception, show their charts, tables and galleries, and say
+plainly when there is nothing to explore."""
+import json
+
+import pytest
+
+from bdcore.store import RunStore
+from embeddings_helpers import make_finished_run
+from test_app import page
+
+
+@pytest.fixture
+def tiny_run(tiny_data):
+    return make_finished_run(RunStore())
+
+
+def test_embeddings_page_draws_and_caches_the_joint_embedding(tiny_run):
+    at = page("pages/3_Embeddings.py").run()
+    assert not at.exception and not at.error
+    [chart] = at.get("plotly_chart")
+    assert any("computed: features" in c.value for c in at.caption)
+    figure = json.loads(chart.proto.spec)
+    names = {t["name"] for t in figure["data"]}
+    assert "mnist: 3" in names and "fashion-mnist: Bag" in names  # both sets, both colour families
+    assert sum(len(t["customdata"]) for t in figure["data"]) == 300  # 100 test + 200 unlabeled (capped)
+    assert figure["data"][0]["customdata"][0][1].startswith("data:image/png;base64,")  # hover thumbnail
+    assert len(at.get("download_button")) == 2
+    at.run()
+    assert any("loaded from the cache" in c.value for c in at.caption)
+
+
+def test_embeddings_page_compares_teacher_and_student_and_recolours(tiny_run):
+    at = page("pages/3_Embeddings.py").run()
+    at.multiselect[0].set_value(["teacher", "blind"])
+    at.button[0].click().run()  # Compute embedding
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 2
+    colour = next(s for s in at.selectbox if s.label == "colour by")
+    colour.set_value("confidence").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+
+
+def test_embeddings_page_without_runs_says_so(isolated_env):
+    at = page("pages/3_Embeddings.py").run()
+    assert not at.exception
+    assert "No run with a trained teacher" in at.info[0].value
+
+
+def test_embeddings_page_explains_a_run_whose_data_is_missing(tiny_run):
+    _, path = tiny_run
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "unlabeled": "kmnist"}))
+    at = page("pages/3_Embeddings.py").run()
+    assert not at.exception
+    assert "data cannot be loaded" in at.error[0].value
+
+
+def test_unlabeled_page_shows_coverage_affinity_galleries_and_neighbours(tiny_run):
+    at = page("pages/4_Unlabeled.py").run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 2  # coverage and affinity heatmap
+    table = at.dataframe[0].value if len(at.dataframe) == 1 else at.dataframe[1].value
+    assert len(table) == 10 and set(table["maps to"]) <= {str(d) for d in range(10)}
+    assert "Trouser" in set(table["unlabeled class"])
+    assert len(at.image) == 10 + 1 + 2  # a gallery per class, ambiguous tiles, a query and its neighbours
+    assert len(at.image[-1].value) == 8  # k nearest labeled neighbours
+    at.number_input[0].set_value(5).run()  # another unlabeled image's neighbours
+    assert not at.exception
+
+
+def test_unlabeled_page_without_runs_says_so(isolated_env):
+    at = page("pages/4_Unlabeled.py").run()
+    assert not at.exception
+    assert "No run with a trained teacher" in at.info[0].value

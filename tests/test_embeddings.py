@@ -1,0 +1,141 @@
+"""The embedding engine on tiny data: sampling, features, reducers, caching, determinism, and
+that labeled and unlabeled points really come from their sets."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from bdcore.data import load_dataset
+from bdcore.embeddings import (ExploreError, ExploreSession, ReduceParams, SampleSpec, draw_samples, embed,
+                               explorable_runs, forward_outputs, reduce, set_outputs)
+from bdcore.embeddings.reduce import exact_knn, tsne_impl_for
+from bdcore.models import build_model
+from bdcore.store import RunStore
+from embeddings_helpers import make_finished_run
+
+FAST = ReduceParams(method="tsne", n_iter=50, perplexity=10)
+
+
+@pytest.fixture
+def session(tiny_data):
+    run_id, path = make_finished_run()
+    return ExploreSession(path, run_id)
+
+
+def test_samples_are_stratified_seeded_and_distinct():
+    labels = np.repeat(np.arange(4), [40, 30, 20, 10])
+    a = draw_samples(labels, labels, len(labels), SampleSpec(20, 50, seed=3))
+    assert len(a.labeled) == 20 and len(a.unlabeled) == 50 and len(a) == 70
+    assert np.bincount(labels[a.labeled], minlength=4).tolist() == [8, 6, 4, 2]
+    assert len(set(a.unlabeled)) == 50 and a.unlabeled.max() < len(labels)
+    again = draw_samples(labels, labels, len(labels), SampleSpec(20, 50, seed=3))
+    other = draw_samples(labels, labels, len(labels), SampleSpec(20, 50, seed=4))
+    assert np.array_equal(a.labeled, again.labeled) and np.array_equal(a.unlabeled, again.unlabeled)
+    assert not np.array_equal(a.labeled, other.labeled)
+    unlabeled_only = draw_samples(labels, None, 7, SampleSpec(5, 100))
+    assert sorted(unlabeled_only.unlabeled) == list(range(7))  # capped at the set's size
+
+
+def test_features_are_the_last_linear_layers_input_and_logits_the_output():
+    torch.manual_seed(0)
+    model = build_model("cnn", (1, 28, 28), 10).eval()
+    x = torch.randn(37, 1, 28, 28)
+    feats, logits = forward_outputs(model, x, amp=False, batch_size=16)
+    assert feats.shape == (37, 350) and logits.shape == (37, 10)
+    with torch.no_grad():
+        assert np.allclose(logits, model(x).numpy(), atol=1e-5)
+        assert np.allclose(feats, model[:-1](x).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("method,dims", [("tsne", 2), ("tsne", 3), ("pca", 2), ("pca", 3), ("umap", 2)])
+def test_reducers_give_the_asked_shape_and_are_seeded(method, dims):
+    x = np.random.default_rng(0).normal(size=(120, 20)).astype(np.float32)
+    params = ReduceParams(method=method, dims=dims, n_iter=50, perplexity=10, n_epochs=20, n_neighbors=8)
+    out = reduce(x, params)
+    assert out.shape == (120, dims) and np.isfinite(out).all()
+    assert np.allclose(out, reduce(x, params))
+
+
+def test_both_tsne_implementations_and_the_auto_choice():
+    x = np.random.default_rng(1).normal(size=(90, 10)).astype(np.float32)
+    for impl in ("sklearn", "opentsne"):
+        assert reduce(x, ReduceParams(n_iter=50, perplexity=10, tsne_impl=impl)).shape == (90, 2)
+    assert tsne_impl_for(2000, ReduceParams()) == "sklearn"
+    assert tsne_impl_for(10000, ReduceParams()) == "opentsne"
+    assert tsne_impl_for(10000, ReduceParams(dims=3)) == "sklearn"
+
+
+def test_bad_params_are_refused_with_a_message():
+    with pytest.raises(ValueError, match="init 'spectral' does not apply to tsne"):
+        ReduceParams(init="spectral").validate()
+    with pytest.raises(ValueError, match="dims must be 2 or 3"):
+        reduce(np.zeros((10, 3)), ReduceParams(dims=4))
+
+
+def test_exact_knn_starts_with_the_point_itself():
+    x = np.random.default_rng(2).normal(size=(50, 4)).astype(np.float32)
+    idx, dist = exact_knn(x, 5)
+    assert idx.shape == (50, 5) and (idx[:, 0] == np.arange(50)).all() and np.allclose(dist[:, 0], 0, atol=1e-3)
+    assert (np.diff(dist, axis=1) >= -1e-6).all()
+
+
+def test_embedding_points_come_from_their_sets(session):
+    emb = embed(session, "teacher", SampleSpec(30, 40, seed=1), FAST)
+    assert emb.coords.shape == (70, 2) and emb.logits.shape == (70, 10)
+    assert emb.is_unlabeled.sum() == 40
+    test, unlabeled = load_dataset("mnist", "test"), load_dataset("fashion-mnist", "train")
+    lab, unl = emb.index[~emb.is_unlabeled], emb.index[emb.is_unlabeled]
+    assert np.array_equal(session.images("labeled", lab), test.images[lab].numpy())
+    assert np.array_equal(session.images("unlabeled", unl), unlabeled.images[unl].numpy())
+    assert np.array_equal(emb.true_label[~emb.is_unlabeled], test.labels[lab].numpy())
+    assert np.array_equal(emb.true_label[emb.is_unlabeled], unlabeled.labels[unl].numpy())
+
+
+def test_embeddings_are_cached_on_disk_and_deterministic(session):
+    spec = SampleSpec(20, 20, seed=2)
+    first = embed(session, "teacher", spec, FAST)
+    assert not first.cached and set(first.seconds) == {"features", "reduce"}
+    assert list((session.path / "explore-cache").glob("*.npz"))
+    second = embed(session, "teacher", spec, FAST)
+    assert second.cached and np.array_equal(first.coords, second.coords)
+    session.cache.clear()
+    fresh = embed(session, "teacher", spec, FAST)
+    assert not fresh.cached and np.allclose(first.coords, fresh.coords)
+    student = embed(session, "blind", spec, FAST)  # same samples, another model, another key
+    assert not student.cached and np.array_equal(student.index, first.index)
+    assert embed(session, "teacher", spec, FAST, representation="logits").coords.shape == (40, 2)
+
+
+def test_whole_set_outputs_are_cached(session):
+    out = set_outputs(session, "teacher", "unlabeled")
+    assert out["logits"].shape == (200, 10)
+    with_feats = set_outputs(session, "teacher", "labeled", features=True)
+    assert with_feats["features"].shape == (100, 50) and with_feats["features"].dtype == np.float16
+    assert np.array_equal(set_outputs(session, "teacher", "unlabeled")["logits"], out["logits"])
+
+
+def test_explorable_runs_come_from_the_store_and_the_runs_folder(tiny_data):
+    store = RunStore()
+    stored, _ = make_finished_run(store)
+    no_teacher = store.add(store.get(stored).config)
+    store.update(no_teacher, status="running", run_dir=str(store.path.parent / no_teacher))
+    (store.path.parent / no_teacher).mkdir()
+    choices = explorable_runs(store)
+    assert [c.run_id for c in choices] == [stored]
+    assert choices[0].roles == ["teacher", "blind", "finetune-kall"]
+    store.delete(stored)  # still a folder with a teacher: listed from the runs root
+    [folder] = explorable_runs(store)
+    assert folder.run_id == stored and "folder" in folder.label
+
+
+def test_a_run_without_teacher_or_data_is_refused_plainly(tiny_data):
+    run_id, path = make_finished_run()
+    (path / "teacher.safetensors").unlink()
+    with pytest.raises(ExploreError, match="no trained teacher yet"):
+        ExploreSession(path, run_id)
+    run_id, path = make_finished_run()
+    config = json.loads((path / "config.json").read_text())
+    (path / "config.json").write_text(json.dumps({**config, "unlabeled": "kmnist"}))  # not on disk
+    with pytest.raises(ExploreError, match="data cannot be loaded.*kmnist"):
+        ExploreSession(path, run_id)

@@ -27,14 +27,15 @@ HELP = {
     "blind_lr": "peak learning rate of blind distillation (AdamW, one-cycle)",
     "finetune_lr": "starting learning rate of fine-tuning (linear decay to 0)",
     "batch_size": "batch size of every stage",
-    "teacher_augment": "random 2-pixel shifts while training the teacher",
-    "blind_augment": "random shifts of unlabeled images, with fresh teacher logits per batch",
-    "finetune_augment": "random shifts while fine-tuning, with fresh teacher logits per batch",
+    "teacher_augment": "random small rotations, zooms and shifts while training the teacher",
+    "blind_augment": "random small distortions of unlabeled images, with fresh teacher logits per batch",
+    "finetune_augment": "random small distortions while fine-tuning, with fresh teacher logits per batch",
     "labeled_limit": "use at most this many labeled training images (seeded random subset)",
     "unlabeled_limit": "use at most this many unlabeled images (seeded random subset)",
     "seed": "random seed; the same seed on the same device repeats a run",
     "device": f"training device: {', '.join(DEVICES)} (auto: CUDA, then MPS, then CPU)",
     "amp": "bf16 mixed precision where the device runs it natively",
+    "compile": "torch.compile the model of each stage (worth it on a GPU for long runs only)",
 }
 
 

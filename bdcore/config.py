@@ -49,6 +49,7 @@ class ExperimentConfig:
     seed: int = 0
     device: str = "auto"
     amp: bool = True  # bf16 autocast where the device runs it natively
+    compile: bool = False  # torch.compile each stage's model (see docs/performance.md)
 
     def validate(self) -> "ExperimentConfig":
         """Raise ValueError naming every bad field; return self when all are fine."""

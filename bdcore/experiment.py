@@ -62,7 +62,7 @@ def finetune_settings(config: ExperimentConfig, subset_size: int) -> StageSettin
     steps_per_epoch = -(-subset_size // config.batch_size)
     epochs = max(config.finetune_epochs, -(-config.finetune_min_steps // steps_per_epoch))
     return StageSettings(epochs, config.finetune_lr, config.batch_size,
-                         augment=config.finetune_augment, schedule="linear")
+                         augment=config.finetune_augment, schedule="linear", compile=config.compile)
 
 
 class StageLedger:
@@ -127,7 +127,7 @@ def run_experiment(config: ExperimentConfig, runs_root: Path | None = None,
             say(f"teacher reused from cache {key} (test accuracy {cached['test_acc']:.4f})")
             return [EpochReport(**cached["epochs"][-1])]
         settings = StageSettings(config.teacher_epochs, config.teacher_lr, config.batch_size,
-                                 augment=config.teacher_augment)
+                                 augment=config.teacher_augment, compile=config.compile)
         reports = train_teacher(teacher, data.train_x, data.train_y, data.test_x, data.test_y,
                                 settings, seed=config.seed, amp=config.amp, on_epoch=report,
                                 checkpointer=checkpointer)
@@ -141,7 +141,7 @@ def run_experiment(config: ExperimentConfig, runs_root: Path | None = None,
     torch.manual_seed(config.seed + 1)
     student = build_model(config.student, data.input_shape, data.num_classes).to(device)
     blind_settings = StageSettings(config.blind_epochs, config.blind_lr, config.batch_size,
-                                   augment=config.blind_augment)
+                                   augment=config.blind_augment, compile=config.compile)
     blind_acc = stage("blind", student, lambda ckpt: blind_distill(
         student, teacher, data.unlabeled_x, data.test_x, data.test_y, blind_settings,
         temperature=config.temperature, seed=config.seed + 1, amp=config.amp, on_epoch=report,

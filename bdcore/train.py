@@ -14,7 +14,10 @@ from torch import nn
 
 from .device import autocast_dtype
 
-EVAL_BATCH = 4096
+# Inference batch sizes: large on accelerators; small on CPU, where 256-image batches stay in
+# cache (10,000 MNIST images through the CNN: 0.7-1.1 s at 256 against 1.9-2.0 s at 4096).
+EVAL_BATCH = {"cpu": 256}
+EVAL_BATCH_DEFAULT = 4096
 
 
 @dataclass
@@ -44,6 +47,7 @@ class StageSettings:
     batch_size: int = 256
     augment: bool = False  # random small rotations, zooms and shifts (see Augmentation)
     schedule: str = "onecycle"  # "onecycle" (warm-up then cosine decay) or "linear" (steady decay)
+    compile: bool = False  # torch.compile the training step's model (pays off on long GPU runs)
 
 
 @dataclass(frozen=True)
@@ -61,16 +65,16 @@ def random_affine(x: torch.Tensor, generator: torch.Generator | None,
                   aug: Augmentation = AUGMENT) -> torch.Tensor:
     """Rotate, scale and shift each image by its own random amount (bilinear, edge-padded).
 
-    One batched ``grid_sample`` call; the random numbers are drawn on the CPU so the same seed
-    gives the same batch on any device, with no host-device sync."""
+    One batched ``grid_sample`` call; the random numbers are drawn on the images' device (the
+    generator must live there too), so a GPU step needs no host-device copy."""
     n, _, h, w = x.shape
-    draw = lambda: torch.rand(n, generator=generator) * 2 - 1  # noqa: E731  uniform in [-1, 1]
+    draw = lambda: torch.rand(n, generator=generator, device=x.device) * 2 - 1  # noqa: E731  in [-1, 1]
     angle = draw() * math.radians(aug.max_rotate_deg)
     scale = 1 + draw() * aug.max_scale
     shift_x, shift_y = draw() * aug.max_shift_px * 2 / w, draw() * aug.max_shift_px * 2 / h
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), [n, x.shape[1], h, w], align_corners=False)
+    grid = F.affine_grid(theta.to(x.dtype), [n, x.shape[1], h, w], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -91,7 +95,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, amp: bool = True) -> torch
     model.eval()
     outputs = []
     with precision_context(x.device, amp):
-        for chunk in x.split(EVAL_BATCH):
+        for chunk in x.split(EVAL_BATCH.get(x.device.type, EVAL_BATCH_DEFAULT)):
             outputs.append(model(_prepare(model, chunk)).float())
     model.train(was_training)
     return torch.cat(outputs) if outputs else x.new_zeros((0, 0))
@@ -141,17 +145,20 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
     business, which is how the blind stage is kept blind. With a ``checkpointer``, a stage
     resumes after its last saved epoch."""
     device = inputs.device
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator(device).manual_seed(seed)  # on the data's device: no H2D copies
     n, bs = len(inputs), settings.batch_size
     steps_per_epoch = -(-n // bs)
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0)
+    # fused: one kernel per step on CUDA instead of one per parameter group operation
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0,
+                            fused=device.type == "cuda")
+    step_model = torch.compile(model) if settings.compile else model
     sched = _scheduler(opt, settings, steps_per_epoch * settings.epochs)
     state = EpochState(model, opt, sched, generator)
     reports = checkpointer.restore(state) if checkpointer is not None else []
     for epoch in range(len(reports) + 1, settings.epochs + 1):
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(n, generator=generator).to(device)
+        order = torch.randperm(n, generator=generator, device=device)
         total = torch.zeros((), device=device)
         for i in range(steps_per_epoch):
             index = order[i * bs:(i + 1) * bs]
@@ -160,7 +167,7 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
                 x = random_affine(x, generator)
             x = _prepare(model, x)
             with precision_context(device, amp):
-                loss = batch_loss(model(x), index, x)
+                loss = batch_loss(step_model(x), index, x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

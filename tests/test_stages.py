@@ -1,4 +1,5 @@
 """The three stages on tiny tensors: blindness, stratified sampling, augmentation, repeatability."""
+import pytest
 import torch
 from torch import nn
 
@@ -115,3 +116,17 @@ def test_same_seed_repeats_a_run():
     (loss_a, state_a), (loss_b, state_b) = once(), once()
     assert loss_a == loss_b
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+
+
+@pytest.mark.slow
+def test_compiled_training_step_learns_like_the_eager_one():
+    x, y = toy_problem()
+
+    def run(compiled):
+        torch.manual_seed(0)
+        model = build_model("cnn", (1, 8, 8), 4)
+        settings = StageSettings(3, 3e-3, 32, compile=compiled)
+        return fit(model, x, lambda out, i, _x: nn.functional.cross_entropy(out.float(), y[i]),
+                   x, y, settings, stage="t", seed=5)[-1].test_acc
+
+    assert run(True) >= run(False) - 0.05

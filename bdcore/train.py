@@ -2,6 +2,7 @@
 training device; batches are taken by index; progress leaves through a callback."""
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from contextlib import nullcontext
@@ -65,16 +66,17 @@ def random_affine(x: torch.Tensor, generator: torch.Generator | None,
                   aug: Augmentation = AUGMENT) -> torch.Tensor:
     """Rotate, scale and shift each image by its own random amount (bilinear, edge-padded).
 
-    One batched ``grid_sample`` call; the random numbers are drawn on the images' device (the
-    generator must live there too), so a GPU step needs no host-device copy."""
+    One batched ``grid_sample`` call; the random numbers are drawn where the generator lives
+    (on a CUDA device, see ``generator_device``), so a GPU step needs no host-device copy."""
     n, _, h, w = x.shape
-    draw = lambda: torch.rand(n, generator=generator, device=x.device) * 2 - 1  # noqa: E731  in [-1, 1]
+    where = generator.device if generator is not None else x.device
+    draw = lambda: torch.rand(n, generator=generator, device=where) * 2 - 1  # noqa: E731  in [-1, 1]
     angle = draw() * math.radians(aug.max_rotate_deg)
     scale = 1 + draw() * aug.max_scale
     shift_x, shift_y = draw() * aug.max_shift_px * 2 / w, draw() * aug.max_shift_px * 2 / h
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
-    grid = F.affine_grid(theta.to(x.dtype), [n, x.shape[1], h, w], align_corners=False)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), [n, x.shape[1], h, w], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
@@ -125,7 +127,18 @@ class EpochState:
     def load_state_dict(self, state: dict) -> None:
         self.opt.load_state_dict(state["opt"])
         self.sched.load_state_dict(state["sched"])
-        self.generator.set_state(state["generator"])
+        saved = state["generator"]
+        if len(saved) == len(self.generator.get_state()):
+            self.generator.set_state(saved)
+        else:  # saved on another kind of device: continue with a stream seeded by the saved one
+            digest = hashlib.sha256(saved.numpy().tobytes()).digest()
+            self.generator.manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+def generator_device(device: torch.device) -> torch.device:
+    """Where a stage's random numbers are drawn: on a CUDA device (no copy per batch), else on
+    the CPU (the same stream as before on CPU; MPS generators are not relied on)."""
+    return device if device.type == "cuda" else torch.device("cpu")
 
 
 class Checkpointer(Protocol):
@@ -145,7 +158,7 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
     business, which is how the blind stage is kept blind. With a ``checkpointer``, a stage
     resumes after its last saved epoch."""
     device = inputs.device
-    generator = torch.Generator(device).manual_seed(seed)  # on the data's device: no H2D copies
+    generator = torch.Generator(generator_device(device)).manual_seed(seed)
     n, bs = len(inputs), settings.batch_size
     steps_per_epoch = -(-n // bs)
     # fused: one kernel per step on CUDA instead of one per parameter group operation
@@ -158,7 +171,7 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
     for epoch in range(len(reports) + 1, settings.epochs + 1):
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(n, generator=generator, device=device)
+        order = torch.randperm(n, generator=generator, device=generator.device).to(device)
         total = torch.zeros((), device=device)
         for i in range(steps_per_epoch):
             index = order[i * bs:(i + 1) * bs]

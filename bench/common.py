@@ -128,7 +128,8 @@ class BareSteps:
         self.model = ctx.model(model_name)
         if not channels_last:
             self.model = self.model.to(memory_format=torch.contiguous_format)
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=DEFAULTS.blind_lr, weight_decay=0.0)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=DEFAULTS.blind_lr, weight_decay=0.0,
+                                     fused=ctx.cuda)  # as bdcore.train.fit does
         pool = ctx.data.unlabeled_x
         g = torch.Generator().manual_seed(seed)
         self.batches = []

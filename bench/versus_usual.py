@@ -87,6 +87,12 @@ def compare(ctx: Context, name: str, loaders) -> dict:
     torch.manual_seed(0)
     train_teacher(ctx.model(name), d.train_x[:4 * ctx.batch_size], d.train_y[:4 * ctx.batch_size],
                   d.test_x[:256], d.test_y[:256], StageSettings(1, DEFAULTS.teacher_lr, ctx.batch_size), seed=0)
+    from torch.utils.data import DataLoader, Subset
+
+    warm_loaders = [DataLoader(Subset(loader.dataset, range(min(size, len(loader.dataset)))),
+                               batch_size=loader.batch_size)
+                    for loader, size in zip(loaders, (4 * ctx.batch_size, 256))]
+    usual_epoch(ctx.model(name).to(memory_format=torch.contiguous_format), *warm_loaders, ctx.device)
     torch.manual_seed(0)
     ours_model = ctx.model(name)
     reports, ours_wall = timed(ctx.device, train_teacher, ours_model, d.train_x, d.train_y, d.test_x, d.test_y,

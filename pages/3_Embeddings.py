@@ -19,6 +19,8 @@ st.caption("Labeled test images and unlabeled images, embedded together in a mod
            "classes; draw a box or lasso to see the selected images with their soft labels.")
 start_umap_warm_up()  # numba compiles UMAP once per process, in the background
 
+MAX_THUMBNAILS = 5000  # each hover image is sent with the chart: about 1 KB a point
+
 # Shows the hovered point's image (carried in customdata[1]) beside the cursor. It runs in a
 # zero-height component iframe and reaches the app's own page, where the charts are.
 HOVER_THUMBNAILS = """<script>
@@ -90,7 +92,7 @@ with st.form("embedding settings"):
         metric = c1.selectbox("metric", METRICS)
         init = c2.selectbox("init", ["auto", "pca", "random", "spectral"],
                             help=f"t-SNE: {', '.join(INITS['tsne'])}; UMAP: {', '.join(INITS['umap'])}")
-    submitted = st.form_submit_button("Compute embedding", type="primary")
+    st.form_submit_button("Compute embedding", type="primary")
 
 params = ReduceParams(method=method, dims=dims, perplexity=perplexity, learning_rate=learning_rate,
                       n_iter=int(n_iter), tsne_impl=tsne_impl, n_neighbors=int(n_neighbors), min_dist=min_dist,
@@ -135,7 +137,9 @@ for column, (role, emb) in zip(columns, embeddings.items()):
     keep = frame["set"].isin(sets) & ~frame["group"].isin(hidden)
     view = frame[keep]
     thumbs = None
-    if thumbs_on:
+    if thumbs_on and len(view) > MAX_THUMBNAILS:
+        st.caption(f"Hover thumbnails are off above {MAX_THUMBNAILS:,} points (this chart has {len(view):,}).")
+    elif thumbs_on:
         images = {w: session.images(w, view["index"][view["set"] == w].to_numpy()) for w in ("labeled", "unlabeled")}
         order = {w: iter(images[w]) for w in images}
         thumbs = [thumbnail(next(order[w])) for w in view["set"]]

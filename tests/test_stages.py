@@ -5,7 +5,7 @@ from torch import nn
 
 from bdcore.models import build_model
 from bdcore.stages import blind_distill, finetune, stratified_subset, train_teacher
-from bdcore.train import Augmentation, StageSettings, fit, random_affine
+from bdcore.train import Augmentation, EpochState, StageSettings, fit, random_affine
 
 
 def toy_problem(n=256, seed=0):
@@ -130,3 +130,19 @@ def test_compiled_training_step_learns_like_the_eager_one():
                    x, y, settings, stage="t", seed=5)[-1].test_acc
 
     assert run(True) >= run(False) - 0.05
+
+
+def test_resume_state_from_another_device_kind_reseeds_instead_of_failing():
+    model = build_model("mlp", (1, 8, 8), 4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+    state = EpochState(model, opt, sched, torch.Generator().manual_seed(0)).state_dict()
+    cuda_like = torch.arange(16, dtype=torch.uint8)  # a CUDA generator's state is 16 bytes
+    resumed = [EpochState(model, opt, sched, torch.Generator()) for _ in range(2)]
+    for target in resumed:
+        target.load_state_dict({**state, "generator": cuda_like})
+    draws = [torch.rand(3, generator=r.generator) for r in resumed]
+    assert torch.equal(draws[0], draws[1])  # deterministic given the checkpoint
+    same = EpochState(model, opt, sched, torch.Generator())
+    same.load_state_dict(state)
+    assert torch.equal(same.generator.get_state(), state["generator"])

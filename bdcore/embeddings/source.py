@@ -134,12 +134,23 @@ _SESSIONS: dict[tuple, ExploreSession] = {}
 _SESSIONS_KEPT = 2  # each holds a paired dataset in memory (about 0.5 GB for MNIST + Fashion-MNIST)
 
 
+def _checkpoint_stamps(path: Path) -> tuple:
+    """The final checkpoints' modification times (not the per-epoch ones a running stage rotates);
+    a file removed between listing and reading is skipped."""
+    stamps = []
+    for role in model_roles(path):
+        try:
+            stamps.append((role, (path / f"{role}.safetensors").stat().st_mtime_ns))
+        except FileNotFoundError:
+            continue
+    return tuple(stamps)
+
+
 def open_session(path: Path, run_id: str | None = None) -> ExploreSession:
     """An ExploreSession shared by every page and browser tab of this process; a run whose
     checkpoints changed since (a stage finished, a resume) is opened afresh."""
     path = Path(path)
-    signature = tuple(sorted((p.name, p.stat().st_mtime_ns) for p in path.glob("*.safetensors")))
-    key = (str(path.resolve()), run_id, signature)
+    key = (str(path.resolve()), run_id, _checkpoint_stamps(path))
     if key not in _SESSIONS:
         session = ExploreSession(path, run_id)
         while len(_SESSIONS) >= _SESSIONS_KEPT:

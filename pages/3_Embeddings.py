@@ -5,11 +5,11 @@ import streamlit as st
 import streamlit.components.v1 as components
 
 from bdcore.embeddings import (METRICS, REDUCERS, REPRESENTATIONS, ExploreError, ReduceParams, SampleSpec,
-                               embed, explorable_runs, open_session, softmax, start_umap_warm_up)
+                               embed, softmax, start_umap_warm_up)
 from bdcore.embeddings.figures import (COLOUR_BY, embedding_frame, frame_for_csv, scatter_figure,
                                        soft_label_tile, thumbnail)
 from bdcore.embeddings.reduce import INITS, TSNE_IMPLS
-from bdcore.store import RunStore
+from explore_ui import pick_run
 
 st.set_page_config(page_title="Embeddings · Blind Distillation", page_icon="🗺️", layout="wide")
 st.title("Embeddings")
@@ -49,18 +49,8 @@ HOVER_THUMBNAILS = """<script>
 </script>"""
 components.html(HOVER_THUMBNAILS, height=0)
 
-choices = {c.run_id: c for c in explorable_runs(RunStore())}
-if not choices:
-    st.info("No run with a trained teacher yet. Launch one from the Home or Launch page; its "
-            "embedding can be explored here as soon as its teacher stage has finished.")
-    st.stop()
-run_id = st.selectbox("run", list(choices), format_func=lambda i: choices[i].label, key="embed_run")
-try:
-    with st.spinner("Loading the run's data and models..."):
-        session = open_session(choices[run_id].path, run_id)
-except ExploreError as err:
-    st.error(str(err))
-    st.stop()
+session = pick_run(st, "embed_run", "No run with a trained teacher yet. Launch one from the Home or "
+                   "Launch page; its embedding can be explored here as soon as its teacher stage has finished.")
 
 with st.form("embedding settings"):
     c1, c2, c3, c4 = st.columns(4)
@@ -155,9 +145,9 @@ for column, (role, emb) in zip(columns, embeddings.items()):
                    + ". PNG: the camera icon above the chart.")
         d1, d2 = st.columns(2)
         d1.download_button("Embedding CSV", frame_for_csv(frame).to_csv(index=False),
-                           f"embedding-{run_id}-{role}.csv", "text/csv", key=f"csv-{role}")
+                           f"embedding-{session.run_id}-{role}.csv", "text/csv", key=f"csv-{role}")
         d2.download_button("Figure HTML", lambda fig=fig: fig.to_html(include_plotlyjs=True),
-                           f"embedding-{run_id}-{role}.html", "text/html", key=f"html-{role}")
+                           f"embedding-{session.run_id}-{role}.html", "text/html", key=f"html-{role}")
         if dims == 2 and event and event.selection and event.selection.points:
             selected[role] = sorted({int(p["customdata"][0]) for p in event.selection.points if p.get("customdata")})
 

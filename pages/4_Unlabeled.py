@@ -5,12 +5,12 @@ import numpy as np
 import streamlit as st
 import torch
 
-from bdcore.embeddings import ExploreError, explorable_runs, open_session, outputs_of, set_outputs, softmax
+from bdcore.embeddings import ExploreError, outputs_of, set_outputs, softmax
 from bdcore.embeddings.analysis import (affinity, affinity_table, class_coverage, entropy, most_ambiguous,
                                         most_confident, nearest)
 from bdcore.embeddings.figures import affinity_figure, coverage_figure, soft_label_tile
 from bdcore.preview import image_grid
-from bdcore.store import RunStore
+from explore_ui import pick_run
 
 st.set_page_config(page_title="Unlabeled explorer · Blind Distillation", page_icon="🔎", layout="wide")
 st.title("Unlabeled explorer")
@@ -18,18 +18,8 @@ st.caption("Blind distillation teaches only through the teacher's soft labels on
            "this page shows which unlabeled images teach which labeled class, and which classes "
            "the unlabeled set barely teaches.")
 
-choices = {c.run_id: c for c in explorable_runs(RunStore())}
-if not choices:
-    st.info("No run with a trained teacher yet. Launch one from the Home or Launch page.")
-    st.stop()
 c1, c2, c3 = st.columns([3, 1, 1])
-run_id = c1.selectbox("run", list(choices), format_func=lambda i: choices[i].label, key="unl_run")
-try:
-    with st.spinner("Loading the run's data and models..."):
-        session = open_session(choices[run_id].path, run_id)
-except ExploreError as err:
-    st.error(str(err))
-    st.stop()
+session = pick_run(c1, "unl_run", "No run with a trained teacher yet. Launch one from the Home or Launch page.")
 role = c2.selectbox("model", session.roles)
 temperature = c3.radio("soft labels at", list(dict.fromkeys([1.0, session.config.temperature])),
                        format_func=lambda t: f"T={t:g}" + (" (distillation)" if t != 1 else ""))
@@ -74,7 +64,7 @@ if labels is not None and unl_classes:
     st.plotly_chart(affinity_figure(matrix, unl_classes, classes,
                                     f"mean soft label: {config.unlabeled} class (rows) x {config.labeled} class"),
                     key="affinity")
-    st.download_button("Affinity table CSV", table.to_csv(index=False), f"affinity-{run_id}-{role}.csv", "text/csv")
+    st.download_button("Affinity table CSV", table.to_csv(index=False), f"affinity-{session.run_id}-{role}.csv", "text/csv")
 else:
     st.info(f"{config.unlabeled} has no labels, so there is no affinity between its classes and {config.labeled}'s.")
 

@@ -53,13 +53,13 @@ def explorable_runs(store: RunStore | None = None, root: Path | None = None) -> 
     root = runs_root() if root is None else Path(root)
     choices, seen = [], set()
     for record in (store.list() if store is not None else []):
-        if record.run_dir and (Path(record.run_dir) / "teacher.safetensors").exists():
+        if record.run_dir and RunDir(Path(record.run_dir)).checkpoint("teacher").exists():
             path = Path(record.run_dir)
             choices.append(RunChoice(record.id, f"{_label(record.id, record.config)} [{record.status}]",
                                      path, record.status, model_roles(path)))
             seen.add(path.resolve())
-    folders = sorted((p for p in root.glob("*/config.json") if (p.parent / "teacher.safetensors").exists()),
-                     key=lambda p: p.parent.name, reverse=True) if root.is_dir() else []
+    trained = (p for p in root.glob("*/config.json") if RunDir(p.parent).checkpoint("teacher").exists())
+    folders = sorted(trained, key=lambda p: p.parent.name, reverse=True) if root.is_dir() else []
     for config_path in folders:
         path = config_path.parent
         if path.resolve() in seen:
@@ -86,8 +86,9 @@ class ExploreSession:
     def __init__(self, path: Path, run_id: str | None = None):
         self.path = Path(path)
         self.run_id = run_id or self.path.name
+        self.run = RunDir(self.path)
         try:
-            self.config = RunDir(self.path).config()
+            self.config = self.run.config()
         except (OSError, ValueError, TypeError, json.JSONDecodeError) as err:
             raise ExploreError(f"run {self.run_id}: cannot read its config.json ({err})") from err
         self.roles = model_roles(self.path)
@@ -113,7 +114,7 @@ class ExploreSession:
             arch = self.config.teacher if role == "teacher" else self.config.student
             model = build_model(arch, self.data.input_shape, self.data.num_classes)
             try:
-                load_weights(model, self.path / f"{role}.safetensors")
+                load_weights(model, self.run.checkpoint(role))
             except (OSError, RuntimeError) as err:
                 raise ExploreError(f"run {self.run_id}: cannot load {role}.safetensors ({err})") from err
             self._models[role] = model.eval().requires_grad_(False)
@@ -121,7 +122,7 @@ class ExploreSession:
 
     def identity(self, role: str) -> dict:
         """What a cached result depends on: the run, and this checkpoint's size and time."""
-        stat = (self.path / f"{role}.safetensors").stat()
+        stat = self.run.checkpoint(role).stat()
         return {"run": self.run_id, "role": role, "size": stat.st_size, "mtime": stat.st_mtime_ns}
 
     def images(self, which: str, index: np.ndarray) -> np.ndarray:
@@ -140,7 +141,7 @@ def _checkpoint_stamps(path: Path) -> tuple:
     stamps = []
     for role in model_roles(path):
         try:
-            stamps.append((role, (path / f"{role}.safetensors").stat().st_mtime_ns))
+            stamps.append((role, RunDir(path).checkpoint(role).stat().st_mtime_ns))
         except FileNotFoundError:
             continue
     return tuple(stamps)

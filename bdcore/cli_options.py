@@ -28,7 +28,11 @@ HELP = {
     "finetune_lr": "starting learning rate of fine-tuning (linear decay to 0)",
     "batch_size": "batch size of every stage",
     "teacher_augment": "random small rotations, zooms and shifts while training the teacher",
+    "teacher_input_noise": "std of Gaussian noise added to each teacher training image, in units of the "
+                           "labeled set's pixel std (0 = none); a smoother teacher, easier to copy",
     "blind_augment": "random small distortions of unlabeled images, with fresh teacher logits per batch",
+    "blind_augment_strength": "scales --blind-augment's ranges: rotation and zoom by it, shifts by its "
+                              "square root (1: 10 degrees, 10%% zoom, 2 px; 4: 40 degrees, 40%%, 4 px)",
     "finetune_augment": "random small distortions while fine-tuning, with fresh teacher logits per batch",
     "labeled_limit": "use at most this many labeled training images (seeded random subset)",
     "unlabeled_limit": "use at most this many unlabeled images (seeded random subset)",

@@ -20,6 +20,10 @@ def parse_k(value: str | int) -> int | None:
     return int(text)
 
 
+# Fields added after runs were first saved, with the value those earlier runs used
+EARLIER_RUN_VALUES = {"teacher_input_noise": 0.0}
+
+
 @dataclass
 class ExperimentConfig:
     """Every setting of a teacher -> blind student -> fine-tuned student run.
@@ -42,7 +46,9 @@ class ExperimentConfig:
     finetune_lr: float = 2e-3
     batch_size: int = 128
     teacher_augment: bool = True
+    teacher_input_noise: float = 0.5  # std of Gaussian pixel noise on teacher training images
     blind_augment: bool = False  # True: fresh teacher logits on each augmented batch
+    blind_augment_strength: float = 1.0  # scales blind_augment's distortions (Augmentation.scaled)
     finetune_augment: bool = True
     labeled_limit: int | None = None  # cap on labeled train images (quick demos, tests)
     unlabeled_limit: int | None = None
@@ -66,6 +72,10 @@ class ExperimentConfig:
         for name in ("temperature", "finetune_temperature", "teacher_lr", "blind_lr", "finetune_lr"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+        if not self.teacher_input_noise >= 0:
+            problems.append(f"teacher_input_noise must be >= 0, got {self.teacher_input_noise}")
+        if not self.blind_augment_strength > 0:
+            problems.append(f"blind_augment_strength must be > 0, got {self.blind_augment_strength}")
         for name in ("teacher_epochs", "blind_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -96,7 +106,7 @@ class ExperimentConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return cls(**{**EARLIER_RUN_VALUES, **data})
 
     @classmethod
     def load(cls, path: str | Path) -> "ExperimentConfig":

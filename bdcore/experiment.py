@@ -127,7 +127,8 @@ def run_experiment(config: ExperimentConfig, runs_root: Path | None = None,
             say(f"teacher reused from cache {key} (test accuracy {cached['test_acc']:.4f})")
             return [EpochReport(**cached["epochs"][-1])]
         settings = StageSettings(config.teacher_epochs, config.teacher_lr, config.batch_size,
-                                 augment=config.teacher_augment, compile=config.compile)
+                                 augment=config.teacher_augment, compile=config.compile,
+                                 input_noise=config.teacher_input_noise)
         reports = train_teacher(teacher, data.train_x, data.train_y, data.test_x, data.test_y,
                                 settings, seed=config.seed, amp=config.amp, on_epoch=report,
                                 checkpointer=checkpointer)
@@ -141,7 +142,8 @@ def run_experiment(config: ExperimentConfig, runs_root: Path | None = None,
     torch.manual_seed(config.seed + 1)
     student = build_model(config.student, data.input_shape, data.num_classes).to(device)
     blind_settings = StageSettings(config.blind_epochs, config.blind_lr, config.batch_size,
-                                   augment=config.blind_augment, compile=config.compile)
+                                   augment=config.blind_augment, compile=config.compile,
+                                   augment_strength=config.blind_augment_strength)
     blind_acc = stage("blind", student, lambda ckpt: blind_distill(
         student, teacher, data.unlabeled_x, data.test_x, data.test_y, blind_settings,
         temperature=config.temperature, seed=config.seed + 1, amp=config.amp, on_epoch=report,

@@ -23,7 +23,7 @@ def train_teacher(teacher: nn.Module, train_x: torch.Tensor, train_y: torch.Tens
 
 def _teacher_targets(teacher: nn.Module, inputs: torch.Tensor, fresh: bool, amp: bool):
     """Teacher logits for a batch: looked up from one cached pass over ``inputs``, or computed
-    afresh on the (augmented) batch when augmentation asks for it."""
+    afresh on the (augmented or noisy) batch when the stage perturbs its inputs."""
     teacher.eval()
     if fresh:
         def targets(_index, x):
@@ -42,7 +42,7 @@ def blind_distill(student: nn.Module, teacher: nn.Module, unlabeled_x: torch.Ten
     """Train the student on the frozen teacher's soft labels over the unlabeled set only.
 
     The labeled test set is used for reporting accuracy, under inference mode, never for training."""
-    targets = _teacher_targets(teacher, unlabeled_x, settings.augment, amp)
+    targets = _teacher_targets(teacher, unlabeled_x, settings.perturbs_inputs, amp)
 
     def loss(logits, index, x):
         return distillation_loss(logits, targets(index, x), temperature)
@@ -74,7 +74,7 @@ def finetune(student: nn.Module, teacher: nn.Module, train_x: torch.Tensor, trai
     from the teacher, optionally mixed with the hard-label loss."""
     index = stratified_subset(train_y, per_class, seed).to(train_x.device)
     subset_x, subset_y = train_x[index], train_y[index]
-    targets = _teacher_targets(teacher, subset_x, settings.augment, amp)
+    targets = _teacher_targets(teacher, subset_x, settings.perturbs_inputs, amp)
 
     def loss(logits, batch_index, x):
         return finetune_loss(logits, targets(batch_index, x), subset_y[batch_index], temperature,

@@ -13,7 +13,7 @@ from .config import ExperimentConfig
 from .runs import load_weights, save_weights, write_json_atomic
 
 TEACHER_FIELDS = ("labeled", "teacher", "teacher_epochs", "teacher_lr", "batch_size",
-                  "teacher_augment", "labeled_limit", "seed", "amp")
+                  "teacher_augment", "teacher_input_noise", "labeled_limit", "seed", "amp")
 
 
 def data_fingerprint(x: torch.Tensor) -> str:

@@ -80,8 +80,15 @@ with st.form("launch"):
         labeled_limit = c3.number_input("labeled images (0 = all)", 0, 10_000_000, 0)
         unlabeled_limit = c3.number_input("unlabeled images (0 = all)", 0, 10_000_000, 0)
         teacher_augment = c1.checkbox("augment teacher training", defaults.teacher_augment)
+        teacher_input_noise = c3.number_input(
+            "teacher input noise", 0.0, 10.0, defaults.teacher_input_noise, step=0.1,
+            help="std of Gaussian noise on the teacher's training images (a smoother teacher)")
         blind_augment = c2.checkbox("augment unlabeled images", defaults.blind_augment)
         finetune_augment = c2.checkbox("augment fine-tuning", defaults.finetune_augment)
+        blind_augment_strength = c3.number_input(
+            "unlabeled distortion strength", 0.1, 10.0, defaults.blind_augment_strength, step=0.5,
+            help="scales the distortions of unlabeled images (1: 10 degrees, 10% zoom, 2 px; "
+                 "4: 40 degrees, 40%, 4 px)")
     submitted = st.form_submit_button("Launch", type="primary")
 
 if submitted:
@@ -92,7 +99,9 @@ if submitted:
         blind_epochs=int(blind_epochs), finetune_epochs=int(finetune_epochs),
         finetune_ks=[k.strip() for k in ks.split(",") if k.strip()],
         teacher_lr=float(teacher_lr), blind_lr=float(blind_lr), finetune_lr=float(finetune_lr),
-        batch_size=int(batch_size), teacher_augment=teacher_augment, blind_augment=blind_augment,
+        batch_size=int(batch_size), teacher_augment=teacher_augment,
+        teacher_input_noise=float(teacher_input_noise), blind_augment=blind_augment,
+        blind_augment_strength=float(blind_augment_strength),
         finetune_augment=finetune_augment, labeled_limit=int(labeled_limit) or None,
         unlabeled_limit=int(unlabeled_limit) or None, seed=int(seed), device=device)
     problems = []

@@ -40,6 +40,8 @@ def test_teacher_is_reused_for_a_second_student(tiny_data):
     assert teacher_epochs == []
     changed = run_experiment(ExperimentConfig(**{**TINY, "teacher_lr": 0.01}))
     assert not changed.teacher_reused
+    noisy = run_experiment(ExperimentConfig(**{**TINY, "teacher_input_noise": 0.25}))
+    assert not noisy.teacher_reused
 
 
 def test_same_seed_same_results(tiny_data, tmp_path):
@@ -86,6 +88,8 @@ def test_demo_subset_is_announced(isolated_env):
     ("temperature", 0.0, "temperature must be > 0"), ("finetune_ks", ["ten"], "positive whole"),
     ("hard_label_weight", 2.0, "hard_label_weight"), ("device", "tpu", "unknown 'tpu'"),
     ("blind_epochs", 0, "blind_epochs must be at least 1"),
+    ("teacher_input_noise", -0.1, "teacher_input_noise must be >= 0"),
+    ("blind_augment_strength", 0.0, "blind_augment_strength must be > 0"),
 ])
 def test_invalid_config_is_refused_before_any_work(field, value, message, isolated_env):
     with pytest.raises(ValueError, match=message):
@@ -116,3 +120,10 @@ def test_an_interrupted_run_resumes_mid_stage_to_identical_results(tiny_data, tm
     blind = [m["epoch"] for m in run.metrics() if m["stage"] == "blind"]
     assert blind == [1, 2, 3, 4]
     assert not list(run.path.glob("blind.e*"))  # per-epoch files cleared once the stage is done
+
+
+def test_a_run_saved_before_teacher_input_noise_existed_loads_as_noise_free():
+    saved = json.loads(ExperimentConfig().to_json())
+    del saved["teacher_input_noise"]
+    assert ExperimentConfig.from_dict(saved).teacher_input_noise == 0.0
+    assert ExperimentConfig().teacher_input_noise == 0.5  # new runs use the default

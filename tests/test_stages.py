@@ -5,7 +5,8 @@ from torch import nn
 
 from bdcore.models import build_model
 from bdcore.stages import blind_distill, finetune, stratified_subset, train_teacher
-from bdcore.train import Augmentation, EpochState, StageSettings, fit, random_affine
+from bdcore.train import (Augmentation, EpochState, StageSettings, add_input_noise, fit,
+                          random_affine)
 
 
 def toy_problem(n=256, seed=0):
@@ -101,6 +102,50 @@ def test_random_affine_with_zero_ranges_is_the_identity():
     x = torch.randn(8, 3, 12, 12)
     still = random_affine(x, torch.Generator().manual_seed(0), Augmentation(0.0, 0.0, 0.0))
     assert torch.allclose(still, x, atol=1e-5)
+
+
+def test_augmentation_strength_scales_every_range():
+    assert Augmentation().scaled(4) == Augmentation(40.0, 0.4, 4.0)
+    x = torch.zeros(64, 1, 31, 31)
+    x[:, 0, 15, 15] = 1.0
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    spread = lambda aug: (random_affine(x, g(), aug)[:, 0].flatten(1).argmax(1) % 31 - 15).abs().max()  # noqa: E731
+    assert spread(Augmentation().scaled(4)) > spread(Augmentation())
+
+
+def test_input_noise_is_seeded_gaussian_of_the_given_std():
+    x = torch.zeros(200, 1, 28, 28)
+    noisy = add_input_noise(x, 0.5, torch.Generator().manual_seed(0))
+    assert abs(noisy.std().item() - 0.5) < 0.01 and abs(noisy.mean().item()) < 0.01
+    assert torch.equal(noisy, add_input_noise(x, 0.5, torch.Generator().manual_seed(0)))
+
+
+class Spy(nn.Module):
+    """Wraps a model and keeps every input it is given, in any mode."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model, self.seen = model, []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return self.model(x)
+
+
+def test_noisy_or_distorted_batches_get_fresh_teacher_logits():
+    """With input noise (or distortions) the teacher must score the very batch the student sees."""
+    x, _ = toy_problem(64)
+    for settings in (StageSettings(1, 1e-2, 16, input_noise=0.3),
+                     StageSettings(1, 1e-2, 16, augment=True, augment_strength=2.0)):
+        teacher = Spy(build_model("mlp", (1, 8, 8), 4)).eval()
+        student = Recorder(build_model("mlp", (1, 8, 8), 4))
+        blind_distill(student, teacher, x, x, torch.zeros(64, dtype=torch.long), settings,
+                      temperature=4, seed=0)
+        assert settings.perturbs_inputs
+        student_batches = torch.cat(student.seen)
+        assert not rows_in(student_batches, x).any()  # every batch was perturbed
+        assert torch.equal(torch.cat(teacher.seen), student_batches)
+    assert not StageSettings(1, 1e-2).perturbs_inputs
 
 
 def test_same_seed_repeats_a_run():

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .data import DATASETS
 from .device import DEVICES
 from .models import MODELS
+from .train import AUGMENT
 
 
 def parse_k(value: str | int) -> int | None:
@@ -20,8 +22,11 @@ def parse_k(value: str | int) -> int | None:
     return int(text)
 
 
-# Fields added after runs were first saved, with the value those earlier runs used
+# Fields added after runs were first saved, with the value those earlier runs used (a field whose
+# default is the earlier behaviour, such as blind_augment_strength, needs no entry)
 EARLIER_RUN_VALUES = {"teacher_input_noise": 0.0}
+# Zoom ranges grow with the strength (Augmentation.scaled); at 100% an image could shrink to a point
+MAX_AUGMENT_STRENGTH = 1 / AUGMENT.max_scale
 
 
 @dataclass
@@ -72,10 +77,14 @@ class ExperimentConfig:
         for name in ("temperature", "finetune_temperature", "teacher_lr", "blind_lr", "finetune_lr"):
             if not getattr(self, name) > 0:
                 problems.append(f"{name} must be > 0, got {getattr(self, name)}")
-        if not self.teacher_input_noise >= 0:
-            problems.append(f"teacher_input_noise must be >= 0, got {self.teacher_input_noise}")
-        if not self.blind_augment_strength > 0:
-            problems.append(f"blind_augment_strength must be > 0, got {self.blind_augment_strength}")
+        if not 0 <= self.teacher_input_noise < math.inf:
+            problems.append(f"teacher_input_noise must be >= 0 and finite, got {self.teacher_input_noise}")
+        if not 0 < self.blind_augment_strength < MAX_AUGMENT_STRENGTH:
+            problems.append(f"blind_augment_strength must be > 0 and < {MAX_AUGMENT_STRENGTH:g} (where "
+                            f"zooms would reach 100%), got {self.blind_augment_strength}")
+        elif self.blind_augment_strength != 1.0 and not self.blind_augment:
+            problems.append("blind_augment_strength has no effect without blind_augment: turn that on "
+                            "or leave the strength at 1")
         for name in ("teacher_epochs", "blind_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -102,6 +111,7 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ExperimentConfig":
+        """A config from saved JSON; fields missing from an earlier run take EARLIER_RUN_VALUES."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:

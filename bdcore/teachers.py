@@ -13,7 +13,7 @@ from .config import ExperimentConfig
 from .runs import load_weights, save_weights, write_json_atomic
 
 TEACHER_FIELDS = ("labeled", "teacher", "teacher_epochs", "teacher_lr", "batch_size",
-                  "teacher_augment", "teacher_input_noise", "labeled_limit", "seed", "amp")
+                  "teacher_augment", "labeled_limit", "seed", "amp")  # + teacher_input_noise if set
 
 
 def data_fingerprint(x: torch.Tensor) -> str:
@@ -23,6 +23,9 @@ def data_fingerprint(x: torch.Tensor) -> str:
 
 def teacher_key(config: ExperimentConfig, train_x: torch.Tensor, device: torch.device) -> str:
     settings = {name: getattr(config, name) for name in TEACHER_FIELDS}
+    settings["teacher_lr"] = float(config.teacher_lr)  # 0.01 and 1e-2 alike; 1 and 1.0 alike
+    if config.teacher_input_noise:  # keys of teachers cached before the field existed still hold
+        settings["teacher_input_noise"] = float(config.teacher_input_noise)
     settings.update(data=data_fingerprint(train_x), device=device.type)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
 

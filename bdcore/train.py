@@ -81,7 +81,7 @@ def random_affine(x: torch.Tensor, generator: torch.Generator | None,
     """Rotate, scale and shift each image by its own random amount (bilinear, edge-padded).
 
     One batched ``grid_sample`` call; the random numbers are drawn where the generator lives
-    (on a CUDA device, see ``generator_device``), so a GPU step needs no host-device copy."""
+    (on a CUDA device, see ``generator_device``), so a CUDA step needs no host-device copy."""
     n, _, h, w = x.shape
     where = generator.device if generator is not None else x.device
     draw = lambda: torch.rand(n, generator=generator, device=where) * 2 - 1  # noqa: E731  in [-1, 1]

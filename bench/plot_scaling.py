@@ -68,6 +68,9 @@ def main() -> None:
         report = json.loads(path.read_text())
         s, env = report["scaling"], report["environment"]
         label = env["device"]
+        if not s:
+            print(f"{path}: no scaling figures in it (run without the scaling benchmark); left out")
+            continue
         sizes = [p["images"] for p in s["by_size"]]
         secs = [p["epoch_s"] for p in s["by_size"]]
         size_series.append((label, sizes, secs))
@@ -76,6 +79,8 @@ def main() -> None:
         n = s.get("images", sizes[2])
         if reference is None:  # linear in the set size, through the smallest point
             reference = [(0, 0), (sizes[-1], secs[0] / sizes[0] * sizes[-1])]
+    if not size_series:
+        raise SystemExit("none of the files has scaling figures: nothing to plot")
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{2 * W}" height="{H}" '
            f'font-family="sans-serif" font-size="11">', f'<rect width="{2 * W}" height="{H}" fill="white"/>']
     svg += panel(0, "Blind epoch time vs unlabeled-set size", "unlabeled images (by repetition above 60k)",

@@ -86,7 +86,7 @@ with st.form("launch"):
         blind_augment = c2.checkbox("augment unlabeled images", defaults.blind_augment)
         finetune_augment = c2.checkbox("augment fine-tuning", defaults.finetune_augment)
         blind_augment_strength = c3.number_input(
-            "unlabeled distortion strength", 0.1, 10.0, defaults.blind_augment_strength, step=0.5,
+            "unlabeled distortion strength", 0.1, 9.5, defaults.blind_augment_strength, step=0.5,
             help="scales the distortions of unlabeled images (1: 10 degrees, 10% zoom, 2 px; "
                  "4: 40 degrees, 40%, 4 px)")
     submitted = st.form_submit_button("Launch", type="primary")

@@ -1,6 +1,7 @@
 """A whole experiment on tiny IDX data: the run directory, teacher reuse, repeatability, and the
 guarantee that the blind stage sees only the unlabeled set."""
 import json
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,7 +10,9 @@ from safetensors.torch import load_file
 import bdcore.experiment as experiment
 from bdcore.config import ExperimentConfig
 from bdcore.experiment import load_pair, run_experiment
+from bdcore.reproduce import TABLE1
 from bdcore.runs import RunDir
+from bdcore.teachers import teacher_key
 
 TINY = dict(teacher="mlp", student="mlp", teacher_epochs=2, blind_epochs=2, finetune_epochs=1,
             finetune_ks=["5", "all"], finetune_min_steps=3, batch_size=64, device="cpu")
@@ -90,6 +93,9 @@ def test_demo_subset_is_announced(isolated_env):
     ("blind_epochs", 0, "blind_epochs must be at least 1"),
     ("teacher_input_noise", -0.1, "teacher_input_noise must be >= 0"),
     ("blind_augment_strength", 0.0, "blind_augment_strength must be > 0"),
+    ("blind_augment_strength", 10.0, "zooms would reach 100%"),
+    ("blind_augment_strength", 2.0, "no effect without blind_augment"),
+    ("teacher_input_noise", float("inf"), "teacher_input_noise must be >= 0 and finite"),
 ])
 def test_invalid_config_is_refused_before_any_work(field, value, message, isolated_env):
     with pytest.raises(ValueError, match=message):
@@ -126,4 +132,39 @@ def test_a_run_saved_before_teacher_input_noise_existed_loads_as_noise_free():
     saved = json.loads(ExperimentConfig().to_json())
     del saved["teacher_input_noise"]
     assert ExperimentConfig.from_dict(saved).teacher_input_noise == 0.0
-    assert ExperimentConfig().teacher_input_noise == 0.5  # new runs use the default
+
+
+def test_noise_and_strength_reach_their_stages(tiny_data, monkeypatch):
+    given = {}
+
+    def spy(name, stage):
+        def wrapped(*args, **kwargs):
+            given[name] = args[5]  # both stages take their StageSettings sixth
+            return stage(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(experiment, "train_teacher", spy("teacher", experiment.train_teacher))
+    monkeypatch.setattr(experiment, "blind_distill", spy("blind", experiment.blind_distill))
+    run_experiment(ExperimentConfig(**{**TINY, "teacher_input_noise": 0.25, "blind_augment": True,
+                                       "blind_augment_strength": 3.0}))
+    assert given["teacher"].input_noise == 0.25
+    assert given["blind"].augment and given["blind"].augment_strength == 3.0
+
+
+def test_table1_rows_share_teachers_as_documented():
+    """Rows 1 and 3 (CNN teacher) and rows 2 and 4 (MLP teacher) must train one teacher each."""
+    x = torch.zeros(4, 1, 28, 28)
+    keys = [teacher_key(replace(TABLE1.base, teacher=r.teacher, student=r.student, **r.overrides), x,
+                        torch.device("cpu")) for r in TABLE1.rows]
+    assert keys[0] == keys[2] and keys[1] == keys[3] and keys[0] != keys[1]
+
+
+def test_teacher_key_ignores_how_a_number_is_written():
+    x = torch.zeros(4, 1, 28, 28)
+
+    def key(**fields):
+        return teacher_key(ExperimentConfig(**fields), x, torch.device("cpu"))
+
+    assert key(teacher_input_noise=0) == key(teacher_input_noise=0.0)
+    assert key(teacher_lr=1) == key(teacher_lr=1.0)
+    assert key(teacher_input_noise=0.5) != key(teacher_input_noise=0.0)

@@ -18,14 +18,15 @@ def toy_problem(n=256, seed=0):
 
 
 class Recorder(nn.Module):
-    """Wraps a model and keeps every input it sees while gradients flow (i.e. in training)."""
+    """Wraps a model and keeps every input it sees while gradients flow (i.e. in training), or
+    every input at all with ``training_only=False``."""
 
-    def __init__(self, model):
+    def __init__(self, model, training_only=True):
         super().__init__()
-        self.model, self.seen = model, []
+        self.model, self.seen, self.training_only = model, [], training_only
 
     def forward(self, x):
-        if torch.is_grad_enabled() and self.training:
+        if not self.training_only or (torch.is_grad_enabled() and self.training):
             self.seen.append(x.detach().clone())
         return self.model(x)
 
@@ -104,13 +105,39 @@ def test_random_affine_with_zero_ranges_is_the_identity():
     assert torch.allclose(still, x, atol=1e-5)
 
 
-def test_augmentation_strength_scales_every_range():
+def dot_images(n=64, size=31):
+    x = torch.zeros(n, 1, size, size)
+    x[:, 0, size // 2, size // 2] = 1.0
+    return x
+
+
+def dot_spread(images: torch.Tensor) -> int:
+    """How far the brightest pixel moved from the centre, at most, over a batch of dot images."""
+    size = images.shape[-1]
+    peaks = images[:, 0].flatten(1).argmax(1)
+    return int(torch.maximum((peaks // size - size // 2).abs(), (peaks % size - size // 2).abs()).max())
+
+
+def test_augmentation_strength_scales_rotation_and_zoom_and_shift_by_its_root():
     assert Augmentation().scaled(4) == Augmentation(40.0, 0.4, 4.0)
-    x = torch.zeros(64, 1, 31, 31)
-    x[:, 0, 15, 15] = 1.0
-    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
-    spread = lambda aug: (random_affine(x, g(), aug)[:, 0].flatten(1).argmax(1) % 31 - 15).abs().max()  # noqa: E731
-    assert spread(Augmentation().scaled(4)) > spread(Augmentation())
+    assert Augmentation().scaled(1) == Augmentation()
+
+
+def seen_by_fit(x: torch.Tensor, settings: StageSettings) -> torch.Tensor:
+    model = Recorder(build_model("mlp", tuple(x.shape[1:]), 4))
+
+    def loss(logits, _index, _x):
+        return logits.float().pow(2).mean()
+
+    fit(model, x, loss, x[:4], torch.zeros(4, dtype=torch.long), settings, stage="t", seed=0)
+    return torch.cat(model.seen)
+
+
+def test_fit_distorts_more_at_a_higher_strength():
+    x = dot_images()
+    plain = seen_by_fit(x, StageSettings(1, 1e-3, 16, augment=True))
+    strong = seen_by_fit(x, StageSettings(1, 1e-3, 16, augment=True, augment_strength=4.0))
+    assert 0 < dot_spread(plain) < dot_spread(strong)
 
 
 def test_input_noise_is_seeded_gaussian_of_the_given_std():
@@ -120,16 +147,17 @@ def test_input_noise_is_seeded_gaussian_of_the_given_std():
     assert torch.equal(noisy, add_input_noise(x, 0.5, torch.Generator().manual_seed(0)))
 
 
-class Spy(nn.Module):
-    """Wraps a model and keeps every input it is given, in any mode."""
-
-    def __init__(self, model):
-        super().__init__()
-        self.model, self.seen = model, []
-
-    def forward(self, x):
-        self.seen.append(x.detach().clone())
-        return self.model(x)
+def test_the_teacher_trains_on_noisy_images_when_asked():
+    x, y = toy_problem(64)
+    for noise in (0.0, 0.3):
+        teacher = Recorder(build_model("mlp", (1, 8, 8), 4))
+        train_teacher(teacher, x, y, x, y, StageSettings(1, 1e-2, 16, input_noise=noise), seed=0)
+        seen = torch.cat(teacher.seen)
+        assert len(seen) == len(x)
+        if noise:
+            assert not rows_in(seen, x).any()
+        else:
+            assert rows_in(seen, x).all()
 
 
 def test_noisy_or_distorted_batches_get_fresh_teacher_logits():
@@ -137,7 +165,7 @@ def test_noisy_or_distorted_batches_get_fresh_teacher_logits():
     x, _ = toy_problem(64)
     for settings in (StageSettings(1, 1e-2, 16, input_noise=0.3),
                      StageSettings(1, 1e-2, 16, augment=True, augment_strength=2.0)):
-        teacher = Spy(build_model("mlp", (1, 8, 8), 4)).eval()
+        teacher = Recorder(build_model("mlp", (1, 8, 8), 4), training_only=False).eval()
         student = Recorder(build_model("mlp", (1, 8, 8), 4))
         blind_distill(student, teacher, x, x, torch.zeros(64, dtype=torch.long), settings,
                       temperature=4, seed=0)

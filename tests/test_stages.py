@@ -86,25 +86,6 @@ def test_finetune_uses_only_the_k_subset():
     assert reports[-1].stage == "finetune-k5"
 
 
-def test_random_affine_moves_each_image_a_little_and_repeats_with_a_seed():
-    x = torch.zeros(64, 1, 15, 15)
-    x[:, 0, 7, 7] = 1.0
-    moved = random_affine(x, torch.Generator().manual_seed(0))
-    assert moved.shape == x.shape
-    peaks = moved[:, 0].flatten(1).argmax(1)
-    rows, cols = peaks // 15, peaks % 15
-    assert ((rows - 7).abs() <= 3).all() and ((cols - 7).abs() <= 3).all()  # shift 2 + rounding
-    assert len(set(peaks.tolist())) > 5  # each image gets its own distortion
-    again = random_affine(x, torch.Generator().manual_seed(0))
-    assert torch.equal(moved, again)
-
-
-def test_random_affine_with_zero_ranges_is_the_identity():
-    x = torch.randn(8, 3, 12, 12)
-    still = random_affine(x, torch.Generator().manual_seed(0), Augmentation(0.0, 0.0, 0.0))
-    assert torch.allclose(still, x, atol=1e-5)
-
-
 def dot_images(n=64, size=31):
     x = torch.zeros(n, 1, size, size)
     x[:, 0, size // 2, size // 2] = 1.0
@@ -116,6 +97,23 @@ def dot_spread(images: torch.Tensor) -> int:
     size = images.shape[-1]
     peaks = images[:, 0].flatten(1).argmax(1)
     return int(torch.maximum((peaks // size - size // 2).abs(), (peaks % size - size // 2).abs()).max())
+
+
+def test_random_affine_moves_each_image_a_little_and_repeats_with_a_seed():
+    x = dot_images(64, 15)
+    moved = random_affine(x, torch.Generator().manual_seed(0))
+    assert moved.shape == x.shape
+    assert dot_spread(moved) <= 3  # shift 2 + rounding
+    peaks = moved[:, 0].flatten(1).argmax(1)
+    assert len(set(peaks.tolist())) > 5  # each image gets its own distortion
+    again = random_affine(x, torch.Generator().manual_seed(0))
+    assert torch.equal(moved, again)
+
+
+def test_random_affine_with_zero_ranges_is_the_identity():
+    x = torch.randn(8, 3, 12, 12)
+    still = random_affine(x, torch.Generator().manual_seed(0), Augmentation(0.0, 0.0, 0.0))
+    assert torch.allclose(still, x, atol=1e-5)
 
 
 def test_augmentation_strength_scales_rotation_and_zoom_and_shift_by_its_root():

@@ -55,6 +55,7 @@ class ExperimentConfig:
     blind_augment: bool = False  # True: fresh teacher logits on each augmented batch
     blind_augment_strength: float = 1.0  # scales blind_augment's distortions (Augmentation.scaled)
     finetune_augment: bool = True
+    finetune_fresh_teacher: bool = True  # False: the teacher's logits of undistorted images, cached
     labeled_limit: int | None = None  # cap on labeled train images (quick demos, tests)
     unlabeled_limit: int | None = None
     seed: int = 0

@@ -158,7 +158,8 @@ def run_experiment(config: ExperimentConfig, runs_root: Path | None = None,
             tuned, teacher, data.train_x, data.train_y, data.test_x, data.test_y,
             finetune_settings(config, subset), per_class=per_class,
             temperature=config.finetune_temperature, hard_label_weight=config.hard_label_weight,
-            seed=config.seed + 2, amp=config.amp, on_epoch=report, checkpointer=ckpt))
+            seed=config.seed + 2, fresh_teacher=config.finetune_fresh_teacher, amp=config.amp,
+            on_epoch=report, checkpointer=ckpt))
 
     seconds = {"data": data_seconds, **{name: rec["seconds"] for name, rec in ledger.done.items()}}
     result = ExperimentResult(teacher_acc, blind_acc, finetune_acc, seconds,

@@ -85,6 +85,10 @@ with st.form("launch"):
             help="std of Gaussian noise on the teacher's training images (a smoother teacher)")
         blind_augment = c2.checkbox("augment unlabeled images", defaults.blind_augment)
         finetune_augment = c2.checkbox("augment fine-tuning", defaults.finetune_augment)
+        finetune_fresh_teacher = c2.checkbox(
+            "teacher scores each distorted fine-tune batch", defaults.finetune_fresh_teacher,
+            help="off: the teacher's logits of the undistorted images, computed once (faster, "
+                 "slightly less accurate)")
         blind_augment_strength = c3.number_input(
             "unlabeled distortion strength", 0.1, 9.5, defaults.blind_augment_strength, step=0.5,
             help="scales the distortions of unlabeled images (1: 10 degrees, 10% zoom, 2 px; "
@@ -102,7 +106,8 @@ if submitted:
         batch_size=int(batch_size), teacher_augment=teacher_augment,
         teacher_input_noise=float(teacher_input_noise), blind_augment=blind_augment,
         blind_augment_strength=float(blind_augment_strength),
-        finetune_augment=finetune_augment, labeled_limit=int(labeled_limit) or None,
+        finetune_augment=finetune_augment, finetune_fresh_teacher=finetune_fresh_teacher,
+        labeled_limit=int(labeled_limit) or None,
         unlabeled_limit=int(unlabeled_limit) or None, seed=int(seed), device=device)
     problems = []
     if not labeled or not unlabeled:

@@ -68,6 +68,23 @@ def test_launch_page_previews_both_datasets_and_launches(tiny_data, no_workers):
     assert record.config.temperature == 5.0 and record.config.finetune_ks == ["10", "all"]
 
 
+def by_label(widgets, label: str):
+    return next(w for w in widgets if w.label == label)
+
+
+def test_launch_page_passes_the_distortion_settings_to_the_run(tiny_data, no_workers):
+    at = page("pages/1_Launch.py").run()
+    by_label(at.number_input, "teacher input noise").set_value(0.3)
+    by_label(at.checkbox, "augment unlabeled images").check()
+    by_label(at.number_input, "unlabeled distortion strength").set_value(2.5)
+    by_label(at.checkbox, "teacher scores each distorted fine-tune batch").uncheck()
+    at.button[0].click().run()
+    assert not at.exception
+    [record] = RunStore().list()
+    assert (record.config.teacher_input_noise, record.config.blind_augment,
+            record.config.blind_augment_strength, record.config.finetune_fresh_teacher) == (0.3, True, 2.5, False)
+
+
 def test_launch_page_refuses_bad_fields_with_a_message(tiny_data, no_workers):
     at = page("pages/1_Launch.py").run()
     at.text_input[0].set_value("ten")

@@ -128,27 +128,30 @@ def test_an_interrupted_run_resumes_mid_stage_to_identical_results(tiny_data, tm
     assert not list(run.path.glob("blind.e*"))  # per-epoch files cleared once the stage is done
 
 
-def test_a_run_saved_before_teacher_input_noise_existed_loads_as_noise_free():
+def test_a_run_saved_before_later_fields_existed_loads_with_what_it_ran():
     saved = json.loads(ExperimentConfig().to_json())
-    del saved["teacher_input_noise"]
-    assert ExperimentConfig.from_dict(saved).teacher_input_noise == 0.0
+    del saved["teacher_input_noise"], saved["finetune_fresh_teacher"]
+    loaded = ExperimentConfig.from_dict(saved)
+    assert loaded.teacher_input_noise == 0.0 and loaded.finetune_fresh_teacher is True
 
 
-def test_noise_and_strength_reach_their_stages(tiny_data, monkeypatch):
+def test_noise_strength_and_fresh_teacher_reach_their_stages(tiny_data, monkeypatch):
     given = {}
 
     def spy(name, stage):
         def wrapped(*args, **kwargs):
-            given[name] = args[5]  # both stages take their StageSettings sixth
+            given[name] = args, kwargs
             return stage(*args, **kwargs)
         return wrapped
 
-    monkeypatch.setattr(experiment, "train_teacher", spy("teacher", experiment.train_teacher))
-    monkeypatch.setattr(experiment, "blind_distill", spy("blind", experiment.blind_distill))
+    for name in ("train_teacher", "blind_distill", "finetune"):
+        monkeypatch.setattr(experiment, name, spy(name, getattr(experiment, name)))
     run_experiment(ExperimentConfig(**{**TINY, "teacher_input_noise": 0.25, "blind_augment": True,
-                                       "blind_augment_strength": 3.0}))
-    assert given["teacher"].input_noise == 0.25
-    assert given["blind"].augment and given["blind"].augment_strength == 3.0
+                                       "blind_augment_strength": 3.0, "finetune_fresh_teacher": False}))
+    teacher_settings, blind_settings = given["train_teacher"][0][5], given["blind_distill"][0][5]
+    assert teacher_settings.input_noise == 0.25
+    assert blind_settings.augment and blind_settings.augment_strength == 3.0
+    assert given["finetune"][1]["fresh_teacher"] is False
 
 
 def test_table1_rows_share_teachers_as_documented():

@@ -174,6 +174,22 @@ def test_noisy_or_distorted_batches_get_fresh_teacher_logits():
     assert not StageSettings(1, 1e-2).perturbs_inputs
 
 
+def test_finetune_scores_distorted_batches_against_the_teachers_clean_logits_unless_fresh():
+    x, y = toy_problem(64)
+    settings = StageSettings(1, 1e-2, 16, augment=True)
+    for fresh in (False, True):
+        teacher = Recorder(build_model("mlp", (1, 8, 8), 4), training_only=False).eval()
+        student = Recorder(build_model("mlp", (1, 8, 8), 4))
+        finetune(student, teacher, x, y, x, y, settings, per_class=None, temperature=4,
+                 hard_label_weight=0.5, seed=0, fresh_teacher=fresh)
+        taught, student_batches = torch.cat(teacher.seen), torch.cat(student.seen)
+        assert not rows_in(student_batches, x).any()
+        if fresh:
+            assert torch.equal(taught, student_batches)
+        else:  # one pass over the undistorted subset
+            assert len(taught) == len(x) and rows_in(taught, x).all()
+
+
 def test_same_seed_repeats_a_run():
     x, y = toy_problem()
 

@@ -36,7 +36,8 @@ HELP = {
     "finetune_augment": "random small distortions of the labeled images while fine-tuning",
     "finetune_fresh_teacher": "with --finetune-augment: distil from the teacher's logits of each distorted "
                               "batch (--no-finetune-fresh-teacher: from its logits of the undistorted "
-                              "images, computed once; a CNN epoch about 1.25x faster on CPU)",
+                              "images, computed once; with a CNN teacher, a CNN epoch about 1.25x "
+                              "faster on CPU)",
     "labeled_limit": "use at most this many labeled training images (seeded random subset)",
     "unlabeled_limit": "use at most this many unlabeled images (seeded random subset)",
     "seed": "random seed; the same seed on the same device repeats a run",

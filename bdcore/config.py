@@ -86,6 +86,9 @@ class ExperimentConfig:
         elif self.blind_augment_strength != 1.0 and not self.blind_augment:
             problems.append("blind_augment_strength has no effect without blind_augment: turn that on "
                             "or leave the strength at 1")
+        if not self.finetune_fresh_teacher and not self.finetune_augment:
+            problems.append("finetune_fresh_teacher=False has no effect without finetune_augment "
+                            "(undistorted images get cached logits anyway): turn that on or leave it True")
         for name in ("teacher_epochs", "blind_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")

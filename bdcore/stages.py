@@ -75,8 +75,9 @@ def finetune(student: nn.Module, teacher: nn.Module, train_x: torch.Tensor, trai
 
     On distorted or noisy batches the teacher scores the very batch the student sees; without
     ``fresh_teacher`` the student is scored against the teacher's logits of the undistorted images,
-    computed once, which saves a teacher forward pass per batch (a CNN epoch about 1.25x faster
-    on CPU) at a small cost (docs/results.md: the CNN row's fine-tune about 0.03 points lower)."""
+    computed once, which saves a teacher forward pass per batch (with a CNN teacher, a CNN epoch
+    about 1.25x faster on CPU, an MLP epoch about 3x) at a small cost (docs/results.md: the CNN
+    row's fine-tune about 0.03 points lower)."""
     index = stratified_subset(train_y, per_class, seed).to(train_x.device)
     subset_x, subset_y = train_x[index], train_y[index]
     targets = _teacher_targets(teacher, subset_x, fresh_teacher and settings.perturbs_inputs, amp)

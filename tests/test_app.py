@@ -24,6 +24,10 @@ def page(name: str) -> AppTest:
     return at if name == "app.py" else at.switch_page(name)
 
 
+def by_label(widgets, label: str):
+    return next(w for w in widgets if w.label == label)
+
+
 def finished_run(store: RunStore, **overrides) -> str:
     run_id = store.add(ExperimentConfig(**overrides))
     for stage, epochs in (("teacher", 2), ("blind", 3), ("finetune-kall", 2)):
@@ -68,10 +72,6 @@ def test_launch_page_previews_both_datasets_and_launches(tiny_data, no_workers):
     assert record.config.temperature == 5.0 and record.config.finetune_ks == ["10", "all"]
 
 
-def by_label(widgets, label: str):
-    return next(w for w in widgets if w.label == label)
-
-
 def test_launch_page_passes_the_distortion_settings_to_the_run(tiny_data, no_workers):
     at = page("pages/1_Launch.py").run()
     by_label(at.number_input, "teacher input noise").set_value(0.3)
@@ -81,8 +81,9 @@ def test_launch_page_passes_the_distortion_settings_to_the_run(tiny_data, no_wor
     at.button[0].click().run()
     assert not at.exception
     [record] = RunStore().list()
-    assert (record.config.teacher_input_noise, record.config.blind_augment,
-            record.config.blind_augment_strength, record.config.finetune_fresh_teacher) == (0.3, True, 2.5, False)
+    config = record.config
+    assert (config.teacher_input_noise, config.blind_augment, config.blind_augment_strength,
+            config.finetune_fresh_teacher) == (0.3, True, 2.5, False)
 
 
 def test_launch_page_refuses_bad_fields_with_a_message(tiny_data, no_workers):

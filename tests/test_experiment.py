@@ -103,6 +103,13 @@ def test_invalid_config_is_refused_before_any_work(field, value, message, isolat
     assert not (isolated_env / "runs").exists()
 
 
+def test_cached_finetune_logits_without_distortions_are_refused():
+    config = ExperimentConfig(**{**TINY, "finetune_augment": False,
+                                 "finetune_fresh_teacher": False})
+    with pytest.raises(ValueError, match="no effect without finetune_augment"):
+        config.validate()
+
+
 def test_an_interrupted_run_resumes_mid_stage_to_identical_results(tiny_data, tmp_path):
     """Stopped during the blind stage and resumed from its per-epoch checkpoint, a run ends
     exactly where an uninterrupted one does (same seed, same device)."""
@@ -147,7 +154,8 @@ def test_noise_strength_and_fresh_teacher_reach_their_stages(tiny_data, monkeypa
     for name in ("train_teacher", "blind_distill", "finetune"):
         monkeypatch.setattr(experiment, name, spy(name, getattr(experiment, name)))
     run_experiment(ExperimentConfig(**{**TINY, "teacher_input_noise": 0.25, "blind_augment": True,
-                                       "blind_augment_strength": 3.0, "finetune_fresh_teacher": False}))
+                                       "blind_augment_strength": 3.0,
+                                       "finetune_fresh_teacher": False}))
     teacher_settings, blind_settings = given["train_teacher"][0][5], given["blind_distill"][0][5]
     assert teacher_settings.input_noise == 0.25
     assert blind_settings.augment and blind_settings.augment_strength == 3.0

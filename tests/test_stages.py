@@ -3,6 +3,8 @@ import pytest
 import torch
 from torch import nn
 
+from bdcore import stages
+from bdcore.losses import finetune_loss
 from bdcore.models import build_model
 from bdcore.stages import blind_distill, finetune, stratified_subset, train_teacher
 from bdcore.train import (Augmentation, EpochState, StageSettings, add_input_noise, fit,
@@ -188,6 +190,27 @@ def test_finetune_scores_distorted_batches_against_the_teachers_clean_logits_unl
             assert torch.equal(taught, student_batches)
         else:  # one pass over the undistorted subset
             assert len(taught) == len(x) and rows_in(taught, x).all()
+
+
+def test_cached_finetune_logits_line_up_with_their_images_for_small_k(monkeypatch):
+    """Cached logits are looked up by batch index into the k-subset: with a teacher that is right
+    on every undistorted image, every batch's targets agree with its labels."""
+    class RowTeacher(nn.Module):
+        def forward(self, x):
+            return x[:, 0, ::2, :].sum(-1) * 3  # class c lights row 2c
+
+    x, y = toy_problem(256)
+    agreement = []
+
+    def spy(logits, targets, labels, *args):
+        agreement.append((targets.argmax(1) == labels).float().mean().item())
+        return finetune_loss(logits, targets, labels, *args)
+
+    monkeypatch.setattr(stages, "finetune_loss", spy)
+    finetune(build_model("mlp", (1, 8, 8), 4), RowTeacher(), x, y, x, y,
+             StageSettings(2, 1e-2, 4, augment=True), per_class=3, temperature=4,
+             hard_label_weight=0.5, seed=0, fresh_teacher=False)
+    assert len(agreement) == 2 * 3 and min(agreement) == 1.0
 
 
 def test_same_seed_repeats_a_run():

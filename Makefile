@@ -22,7 +22,7 @@ test: $(STAMP)
 test-all: $(STAMP)
 	$(PY) -m pytest -q
 
-# Every figure of the speed benchmark (docs/performance.md): ~23-26 min on a 2-core CPU, Table 1 included.
+# Every figure of the speed benchmark (docs/performance.md): ~20 min on a 2-core CPU, Table 1 included.
 bench: $(STAMP)
 	BD_DATA_DIR=$(DATA) $(PY) bench/run_all.py --out 'docs/bench-{device}.json'
 

@@ -44,7 +44,8 @@ def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--out", help="write JSON here and the table as markdown beside it; {device} in the "
                                       "name becomes cpu or gpu")
-    parser.add_argument("--skip-table1", action="store_true", help="leave out reproduce table1 (~17 min on a 2-core CPU)")
+    parser.add_argument("--skip-table1", action="store_true",
+                        help="leave out reproduce table1 (~17 min on a 2-core CPU)")
     parser.add_argument("--workers", type=int, default=None,
                         help="DataLoader workers for the usual way (default: 0 on CPU, 4 on GPU)")
     parser.add_argument("--only", help="comma-separated benchmark names to run, e.g. 'scaling,precision'")

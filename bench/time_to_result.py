@@ -71,7 +71,9 @@ def run_table1(device: str) -> dict:
 def row_text(row: dict) -> str:
     measured = {"teacher": row["teacher_acc"], "blind": row["blind_acc"], "finetune": row["finetune_acc"]["all"]}
     cells = ", ".join(f"{k} {measured[k]:.2%} ({row['paper'][k]:.2%})" for k in ("teacher", "blind", "finetune"))
-    return f"{row['teacher'].upper()}->{row['student'].upper()} {sum(row['seconds'].values()):.0f} s: {cells}"
+    stages = ", ".join(f"{k} {v:.1f}" for k, v in row["seconds"].items())
+    return (f"{row['teacher'].upper()}->{row['student'].upper()} {sum(row['seconds'].values()):.0f} s "
+            f"({stages}): {cells}")
 
 
 def figures_from(result: dict, cuda: bool) -> list[Figure]:

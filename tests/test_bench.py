@@ -47,3 +47,24 @@ def test_quick_bench_reports_every_figure(isolated_env):
     assert len(report["scaling"]["by_size"]) == 4 and len(report["scaling"]["by_batch"]) == 5
     table = [line for line in out.with_suffix(".md").read_text().splitlines() if line.startswith("| ")]
     assert len(table) == len(names) + 2  # header, rule, one row per figure
+
+
+def test_table1_figures_give_every_rows_accuracies_and_stage_seconds():
+    sys.path.insert(0, str(ROOT / "bench"))
+    from time_to_result import figures_from
+
+    def row(student, finetune, seconds):
+        return {"teacher": "cnn", "student": student, "teacher_acc": 0.996, "blind_acc": 0.97,
+                "finetune_acc": {"all": finetune}, "seconds": seconds, "device": "cpu (2 threads)",
+                "paper": {"teacher": 0.995, "blind": 0.962, "finetune": 0.996},
+                "meets_paper": finetune >= 0.996}
+
+    rows = [row("cnn", 0.9965, {"data": 1.0, "teacher": 200.0, "blind": 190.0, "finetune-kall": 350.0}),
+            row("mlp", 0.98, {"data": 1.0, "teacher": 0.0, "blind": 74.1, "finetune-kall": 15.8})]
+    result = {"rows": rows, "wall_s": 832.0, "peak_rss_mb": 1700.0, "cuda_peak_mb": None}
+    figures = {f.name: f for f in figures_from(result, cuda=False)}
+    assert figures["time to a result: reproduce table1, wall time"].met is False  # over 600 s
+    count = figures["time to a result: table1 rows at or above the paper"]
+    assert count.measured == 1 and count.met is False
+    assert "CNN->MLP 91 s (data 1.0, teacher 0.0, blind 74.1, finetune-kall 15.8)" in count.detail
+    assert figures["time to a result: table1 CNN->CNN row, stage seconds"].measured == 741.0

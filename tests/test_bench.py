@@ -49,8 +49,8 @@ def test_quick_bench_reports_every_figure(isolated_env):
     assert len(table) == len(names) + 2  # header, rule, one row per figure
 
 
-def test_table1_figures_give_every_rows_accuracies_and_stage_seconds():
-    sys.path.insert(0, str(ROOT / "bench"))
+def test_table1_figures_give_every_rows_accuracies_and_stage_seconds(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
     from time_to_result import figures_from
 
     def row(student, finetune, seconds):

@@ -9,12 +9,12 @@ from tqdm import tqdm
 
 from .cli_jobs import add_jobs_parser
 from .cli_options import add_config_options, config_from_args
-from .data import DATASETS, CorruptFileError, DatasetNotFoundError, FolderDatasetError, locate_dataset
-from .experiment import ExperimentResult, run_experiment
+from .data import DATASETS, locate_dataset
+from .errors import UserError
+from .experiment import ExperimentResult, RunEvent, run_experiment
 from .reproduce import TABLES, run_table
+from .runs import RunsRoot
 from .train import EpochReport
-
-USER_ERRORS = (ValueError, KeyError, DatasetNotFoundError, CorruptFileError, FolderDatasetError)
 
 
 class ProgressBar:
@@ -33,9 +33,9 @@ class ProgressBar:
         self.bar.set_postfix(loss=f"{r.train_loss:.4f}", acc=f"{r.test_acc:.4f}")
         self.bar.update(1)
 
-    def message(self, text: str) -> None:
+    def event(self, event: RunEvent) -> None:
         if self.enabled:
-            tqdm.write(f"note: {text}", file=sys.stderr)
+            tqdm.write(f"note: {event.text}", file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -60,11 +60,15 @@ def print_summary(result: ExperimentResult) -> None:
         print(f"note: {note}")
 
 
+def _runs_root(args: argparse.Namespace) -> RunsRoot | None:
+    return None if args.runs_dir is None else RunsRoot(args.runs_dir)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    config = config_from_args(args).validate()
+    config = config_from_args(args)  # run_experiment validates it
     progress = ProgressBar(enabled=not args.json)
     try:
-        result = run_experiment(config, args.runs_dir, progress.epoch, progress.message)
+        result = run_experiment(config, _runs_root(args), progress.epoch, progress.event)
     finally:
         progress.close()
     if args.json:
@@ -99,8 +103,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     progress = ProgressBar(enabled=not args.json)
     try:
-        rows = run_table(args.table, seed=args.seed, device=args.device, runs_root=args.runs_dir,
-                         on_epoch=progress.epoch, on_message=progress.message,
+        rows = run_table(args.table, seed=args.seed, device=args.device, root=_runs_root(args),
+                         on_epoch=progress.epoch, on_event=progress.event,
                          on_row=None if args.json else lambda r: tqdm.write(r.headline(), file=sys.stderr))
     finally:
         progress.close()
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except USER_ERRORS as err:
+    except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -7,7 +7,7 @@ import time
 
 from . import jobs
 from .cli_options import add_config_options, config_from_args
-from .store import RunStore
+from .store import ACTIVE, RunStore
 
 
 def _store(args: argparse.Namespace) -> RunStore:
@@ -39,8 +39,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    config = config_from_args(args).validate()
-    print(jobs.submit(_store(args), config))
+    print(jobs.submit(_store(args), config_from_args(args)))  # the store validates the config
     return 0
 
 
@@ -72,12 +71,12 @@ def cmd_logs(args: argparse.Namespace) -> int:
             print(f"{e['stage']:>14} epoch {e['epoch']:>3}/{e['epochs']:<3} loss {e['train_loss']:.4f} "
                   f"test acc {e['test_acc']:.4f} ({e['seconds']:.1f}s)", flush=True)
         shown = len(epochs)
-        if not args.follow or record.status not in ("queued", "running"):
+        if not args.follow or record.status not in ACTIVE:
             break
         time.sleep(1.0)
         jobs.reap(store)
     if args.worker:
-        log = store.path.parent / "logs" / f"{args.run_id}.log"
+        log = store.root.worker_log(args.run_id)
         print(log.read_text() if log.exists() else f"(no worker log at {log})")
     print(f"status: {record.status}" + (f" ({record.error})" if record.error else ""))
     return 0

@@ -1,4 +1,6 @@
-"""An experiment is one typed config, saved as JSON beside its results."""
+"""An experiment is one typed config, saved as JSON beside its results. Each field carries its
+help text (shown by the CLI and the Launch page); ``stage_plan`` turns the prefixed fields into
+one stage's settings and seed, and ``pair_spec`` says which data the run trains on."""
 from __future__ import annotations
 
 import json
@@ -6,10 +8,13 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .data import DATASETS
+from .augment import MAX_AUGMENT_STRENGTH
+from .data import DATASETS, PairSpec
 from .device import DEVICES
+from .errors import ConfigError
 from .models import MODELS
-from .train import AUGMENT
+from .stage_names import BLIND, FINETUNE, TEACHER, run_stages, stage_kind
+from .stage_settings import StagePlan, StageSettings
 
 
 def parse_k(value: str | int) -> int | None:
@@ -18,15 +23,27 @@ def parse_k(value: str | int) -> int | None:
     if text == "all":
         return None
     if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"fine-tune k must be a positive whole number or 'all', got {value!r}")
+        raise ConfigError(f"fine-tune k must be a positive whole number or 'all', got {value!r}")
     return int(text)
+
+
+def _normal_k(value: str | int) -> str:
+    """The canonical spelling of a k ("010" -> "10", " ALL" -> "all"); a bad k is left for
+    ``validate`` to name."""
+    text = str(value).strip().lower()
+    return str(int(text)) if text.isdigit() else text
 
 
 # Fields added after runs were first saved, with the value those earlier runs used (a field whose
 # default is the earlier behaviour, such as blind_augment_strength, needs no entry)
 EARLIER_RUN_VALUES = {"teacher_input_noise": 0.0}
-# Zoom ranges grow with the strength (Augmentation.scaled); at 100% an image could shrink to a point
-MAX_AUGMENT_STRENGTH = 1 / AUGMENT.max_scale
+# Each random draw of a run has its own stream: seed + offset
+SEED_OFFSETS = {TEACHER: 0, BLIND: 1, FINETUNE: 2, "labeled subset": 0, "unlabeled subset": 1}
+
+
+def _field(default, help: str, **kwargs):
+    """A config field with its help text (one place for the CLI's --help and the Launch form)."""
+    return field(default=default, metadata={"help": help}, **kwargs)
 
 
 @dataclass
@@ -34,37 +51,52 @@ class ExperimentConfig:
     """Every setting of a teacher -> blind student -> fine-tuned student run.
 
     The defaults are the ones that reproduce the paper's Table 1 (see docs/results.md)."""
-    labeled: str = "mnist"
-    unlabeled: str = "fashion-mnist"
-    teacher: str = "cnn"
-    student: str = "cnn"
-    temperature: float = 20.0  # blind distillation
-    finetune_temperature: float = 4.0
-    hard_label_weight: float = 0.5  # fine-tune: weight of the hard-label loss beside distillation
-    teacher_epochs: int = 15
-    blind_epochs: int = 15
-    finetune_epochs: int = 20
-    finetune_ks: list[str] = field(default_factory=lambda: ["all"])
-    finetune_min_steps: int = 300  # small k: enough optimiser steps to matter
-    teacher_lr: float = 3e-3
-    blind_lr: float = 3e-3
-    finetune_lr: float = 2e-3
-    batch_size: int = 128
-    teacher_augment: bool = True
-    teacher_input_noise: float = 0.5  # std of Gaussian pixel noise on teacher training images
-    blind_augment: bool = False  # True: fresh teacher logits on each augmented batch
-    blind_augment_strength: float = 1.0  # scales blind_augment's distortions (Augmentation.scaled)
-    finetune_augment: bool = True
-    finetune_fresh_teacher: bool = True  # False: the teacher's logits of undistorted images, cached
-    labeled_limit: int | None = None  # cap on labeled train images (quick demos, tests)
-    unlabeled_limit: int | None = None
-    seed: int = 0
-    device: str = "auto"
-    amp: bool = True  # bf16 autocast where the device runs it natively
-    compile: bool = False  # torch.compile each stage's model (see docs/performance.md)
+    labeled: str = _field("mnist", f"labeled dataset: {', '.join(DATASETS)} or folder:PATH")
+    unlabeled: str = _field("fashion-mnist", "unlabeled dataset (its labels are never used in "
+                            "training); same choices")
+    teacher: str = _field("cnn", f"teacher architecture: {', '.join(MODELS)}")
+    student: str = _field("cnn", "student architecture; same choices")
+    temperature: float = _field(20.0, "distillation temperature T of the blind stage (loss scaled by T^2)")
+    finetune_temperature: float = _field(4.0, "distillation temperature of the fine-tune stage")
+    hard_label_weight: float = _field(0.5, "fine-tune: weight of the hard-label cross-entropy "
+                                      "(0 = pure distillation)")
+    teacher_epochs: int = _field(15, "epochs of supervised teacher training")
+    blind_epochs: int = _field(15, "epochs of blind distillation over the unlabeled set")
+    finetune_epochs: int = _field(20, "epochs of each fine-tune (raised for small k, see finetune_min_steps)")
+    finetune_ks: list[str] = field(default_factory=lambda: ["all"], metadata={
+        "help": "labeled samples per class for fine-tuning, one fine-tune each: numbers and/or 'all'"})
+    finetune_min_steps: int = _field(300, "least optimiser steps a fine-tune takes, however small k is")
+    teacher_lr: float = _field(3e-3, "peak learning rate of teacher training (AdamW, one-cycle)")
+    blind_lr: float = _field(3e-3, "peak learning rate of blind distillation (AdamW, one-cycle)")
+    finetune_lr: float = _field(2e-3, "starting learning rate of fine-tuning (linear decay to 0)")
+    batch_size: int = _field(128, "batch size of every stage")
+    teacher_augment: bool = _field(True, "random small rotations, zooms and shifts while training the teacher")
+    teacher_input_noise: float = _field(0.5, "std of Gaussian noise added to each teacher training image, "
+                                        "in units of the labeled set's pixel std (0 = none); a smoother "
+                                        "teacher, easier to copy")
+    blind_augment: bool = _field(False, "random small distortions of unlabeled images, with fresh teacher "
+                                 "logits per batch")
+    blind_augment_strength: float = _field(1.0, "scales the unlabeled images' distortions: rotation and zoom "
+                                           "by it, shifts by its square root (1: 10 degrees, 10% zoom, "
+                                           "2 px; 4: 40 degrees, 40%, 4 px)")
+    finetune_augment: bool = _field(True, "random small distortions of the labeled images while fine-tuning")
+    finetune_fresh_teacher: bool = _field(True, "with finetune_augment: distil from the teacher's logits of "
+                                          "each distorted batch (off: from its logits of the undistorted "
+                                          "images, computed once; faster, see docs/results.md)")
+    labeled_limit: int | None = _field(None, "use at most this many labeled training images (seeded "
+                                       "random subset)")
+    unlabeled_limit: int | None = _field(None, "use at most this many unlabeled images (seeded random subset)")
+    seed: int = _field(0, "random seed; the same seed on the same device repeats a run")
+    device: str = _field("auto", f"training device: {', '.join(DEVICES)} (auto: CUDA, then MPS, then CPU)")
+    amp: bool = _field(True, "bf16 mixed precision where the device runs it natively")
+    compile: bool = _field(False, "torch.compile the model of each stage (worth it on a GPU for long "
+                           "runs only)")
+
+    def __post_init__(self) -> None:
+        self.finetune_ks = [_normal_k(k) for k in self.finetune_ks]
 
     def validate(self) -> "ExperimentConfig":
-        """Raise ValueError naming every bad field; return self when all are fine."""
+        """Raise ConfigError naming every bad field; return self when all are fine."""
         problems = []
         for name in ("labeled", "unlabeled"):
             value = getattr(self, name)
@@ -99,16 +131,57 @@ class ExperimentConfig:
         for name in ("labeled_limit", "unlabeled_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1 when set")
-        try:
-            self.finetune_ks = [str(k).strip().lower() for k in self.finetune_ks]
-            [parse_k(k) for k in self.finetune_ks]
-        except ValueError as err:
-            problems.append(str(err))
+        if not self.finetune_ks:
+            problems.append("finetune_ks: give at least one k (a number or 'all')")
+        for k in self.finetune_ks:
+            try:
+                parse_k(k)
+            except ConfigError as err:
+                problems.append(str(err))
+        if len(set(self.finetune_ks)) != len(self.finetune_ks):
+            problems.append(f"finetune_ks: each k once, got {', '.join(self.finetune_ks)}")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             problems.append(f"device: unknown {self.device!r} (choose {', '.join(DEVICES)})")
         if problems:
-            raise ValueError("invalid experiment config:\n  - " + "\n  - ".join(problems))
+            raise ConfigError("invalid experiment config:\n  - " + "\n  - ".join(problems))
         return self
+
+    def finetune_sizes(self) -> list[int | None]:
+        """Each fine-tune's labeled samples per class (None: all)."""
+        return [parse_k(k) for k in self.finetune_ks]
+
+    def stage_names(self) -> list[str]:
+        return run_stages(self.finetune_sizes())
+
+    def seed_for(self, purpose: str) -> int:
+        """The seed of one of the run's random streams (a key of SEED_OFFSETS)."""
+        return self.seed + SEED_OFFSETS[purpose]
+
+    def pair_spec(self) -> PairSpec:
+        """Which data this run trains on, and the seeds of its subsets."""
+        return PairSpec(self.labeled, self.unlabeled, self.labeled_limit, self.unlabeled_limit,
+                        self.seed_for("labeled subset"), self.seed_for("unlabeled subset"))
+
+    def stage_plan(self, stage: str, examples: int = 0) -> StagePlan:
+        """The settings and seed of ``stage``. A fine-tune over ``examples`` labeled images gets
+        at least ``finetune_min_steps`` optimiser steps, however small its subset."""
+        kind = stage_kind(stage)
+        if kind == TEACHER:
+            settings = StageSettings(self.teacher_epochs, self.teacher_lr, self.batch_size,
+                                     augment=self.teacher_augment, compile=self.compile,
+                                     input_noise=self.teacher_input_noise)
+        elif kind == BLIND:
+            settings = StageSettings(self.blind_epochs, self.blind_lr, self.batch_size,
+                                     augment=self.blind_augment, compile=self.compile,
+                                     augment_strength=self.blind_augment_strength)
+        elif kind == FINETUNE:
+            steps_per_epoch = -(-examples // self.batch_size)
+            epochs = max(self.finetune_epochs, -(-self.finetune_min_steps // max(steps_per_epoch, 1)))
+            settings = StageSettings(epochs, self.finetune_lr, self.batch_size, augment=self.finetune_augment,
+                                     schedule="linear", compile=self.compile)
+        else:
+            raise ValueError(f"not a stage name: {stage!r}")
+        return StagePlan(stage, settings, self.seed_for(kind))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -119,9 +192,15 @@ class ExperimentConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"unknown config fields: {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown config fields: {', '.join(sorted(unknown))}")
         return cls(**{**EARLIER_RUN_VALUES, **data})
 
     @classmethod
     def load(cls, path: str | Path) -> "ExperimentConfig":
         return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def field_help(name: str) -> str:
+    """The help text of an ExperimentConfig field."""
+    return next(f.metadata["help"] for f in fields(ExperimentConfig) if f.name == name)
+

@@ -3,21 +3,23 @@ from __future__ import annotations
 
 import torch
 
+from .errors import ConfigError
+
 DEVICES = ("auto", "cuda", "mps", "cpu")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """CUDA, then Apple MPS, then CPU for "auto"; a named device that is absent is an error."""
     if name not in DEVICES and not name.startswith("cuda:"):
-        raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+        raise ConfigError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
     mps = getattr(torch.backends, "mps", None)
     has_mps = mps is not None and mps.is_available()
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available")
+        raise ConfigError("device 'cuda' was asked for but no CUDA GPU is available")
     if name == "mps" and not has_mps:
-        raise ValueError("device 'mps' was asked for but Apple MPS is not available")
+        raise ConfigError("device 'mps' was asked for but Apple MPS is not available")
     return torch.device(name)
 
 

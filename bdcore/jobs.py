@@ -15,8 +15,9 @@ from pathlib import Path
 import torch
 
 from .config import ExperimentConfig
+from .errors import RunStateError
 from .runs import RunDir
-from .store import RunStore
+from .store import RunStore, Status
 
 HEARTBEAT_S = 2.0  # a worker writes its heartbeat this often
 STALE_AFTER_S = 30.0  # a running worker silent this long is hung: it is stopped and marked failed
@@ -56,7 +57,7 @@ def process_alive(pid: int | None, run_id: str) -> bool:
 def reap(store: RunStore) -> list[str]:
     """Mark runs whose worker died (killed, out of memory, machine restart) as failed."""
     now, dead = time.time(), []
-    for record in store.list(("running",)):
+    for record in store.list((Status.RUNNING,)):
         alive = process_alive(record.pid, record.id)
         silent = record.heartbeat is None or now - record.heartbeat > STALE_AFTER_S
         if not silent and (alive or record.pid is None):  # healthy, or being started right now
@@ -66,19 +67,18 @@ def reap(store: RunStore) -> list[str]:
             reason = f"the worker stopped responding for over {STALE_AFTER_S:.0f} s and was stopped"
         else:
             reason = "the worker process stopped without finishing (killed, out of memory, or the machine restarted)"
-        store.update(record.id, status="failed", error=f"{reason}; resume continues from the last checkpoint",
-                     finished=now, pid=None)
+        store.mark_failed(record.id, f"{reason}; resume continues from the last checkpoint")
         dead.append(record.id)
     return dead
 
 
 def _spawn(store: RunStore, run_id: str) -> int:
-    log_dir = store.path.parent / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    with open(log_dir / f"{run_id}.log", "ab") as log:
+    log = store.root.worker_log(run_id)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "bdcore.worker", run_id, "--store", str(store.path)],
-            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True)
     return process.pid
 
@@ -87,31 +87,20 @@ def schedule(store: RunStore) -> list[str]:
     """Reap dead workers, then start queued runs (oldest first) while slots are free."""
     reap(store)
     started = []
-    while True:
-        with store.transaction() as db:
-            running = db.execute("SELECT COUNT(*) FROM runs WHERE status = 'running'").fetchone()[0]
-            if running >= max_concurrent():
-                break
-            row = db.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY created LIMIT 1").fetchone()
-            if row is None:
-                break
-            run_id = row[0]
-            now = time.time()
-            db.execute("UPDATE runs SET status = 'running', started = COALESCE(started, ?), heartbeat = ?, "
-                       "updated = ?, attempts = attempts + 1, error = NULL, cancel_requested = 0 "
-                       "WHERE id = ?", (now, now, now, run_id))
+    while (run_id := store.claim_next(max_concurrent())) is not None:
         try:
             pid = _spawn(store, run_id)
         except OSError as err:
-            store.update(run_id, status="failed", error=f"could not start a worker: {err}")
+            store.mark_failed(run_id, f"could not start a worker: {err}")
             continue
-        store.update(run_id, pid=pid)
+        store.set_worker(run_id, pid)
         started.append(run_id)
     return started
 
 
 def submit(store: RunStore, config: ExperimentConfig, start: bool = True) -> str:
-    """Queue a run and start it if a slot is free. Returns the run id."""
+    """Queue a run (ConfigError if its config is invalid) and start it if a slot is free.
+    Returns the run id."""
     run_id = store.add(config)
     if start:
         schedule(store)
@@ -121,12 +110,12 @@ def submit(store: RunStore, config: ExperimentConfig, start: bool = True) -> str
 def cancel(store: RunStore, run_id: str) -> str:
     """Cancel a queued run at once, or ask a running worker to stop (it keeps what it finished)."""
     record = store.get(run_id)
-    if record.status == "queued":
-        store.update(run_id, status="cancelled", finished=time.time())
+    if record.status == Status.QUEUED:
+        store.cancel_queued(run_id)
         return "cancelled"
-    if record.status != "running":
-        raise ValueError(f"run {run_id} is {record.status}; only queued or running runs can be cancelled")
-    store.update(run_id, cancel_requested=1)
+    if record.status != Status.RUNNING:
+        raise RunStateError(f"run {run_id} is {record.status}; only queued or running runs can be cancelled")
+    store.request_cancel(run_id)
     if process_alive(record.pid, run_id):
         os.kill(record.pid, signal.SIGTERM)
     return "cancelling"
@@ -134,19 +123,13 @@ def cancel(store: RunStore, run_id: str) -> str:
 
 def resume(store: RunStore, run_id: str) -> None:
     """Queue a failed or cancelled run again; it continues from its last checkpoint."""
-    record = store.get(run_id)
-    if record.status not in ("failed", "cancelled"):
-        raise ValueError(f"run {run_id} is {record.status}; only failed or cancelled runs can be resumed")
-    store.update(run_id, status="queued", error=None, finished=None, cancel_requested=0)
+    store.requeue(run_id)
     schedule(store)
 
 
 def delete(store: RunStore, run_id: str, remove_files: bool = True) -> None:
     """Delete a run that is not active, with its run directory."""
-    record = store.get(run_id)
-    if record.status in ("queued", "running"):
-        raise ValueError(f"run {run_id} is {record.status}; cancel it before deleting")
-    store.delete(run_id)
+    record = store.delete(run_id)
     if remove_files and record.run_dir:
         shutil.rmtree(record.run_dir, ignore_errors=True)
 
@@ -156,6 +139,6 @@ def run_dir_for(store: RunStore, run_id: str) -> RunDir:
     record = store.get(run_id)
     if record.run_dir:
         return RunDir(Path(record.run_dir))
-    run = RunDir.create(record.config, store.path.parent, name=run_id)
-    store.update(run_id, run_dir=str(run.path))
+    run = RunDir.create(record.config, store.root, name=run_id)
+    store.set_run_dir(run_id, run.path)
     return run

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .data import CorruptFileError, DatasetNotFoundError, FolderDatasetError, load_dataset
+from .data import load_dataset
+from .errors import UserError
 
 
 @dataclass
@@ -37,7 +38,7 @@ def preview_dataset(name: str, count: int = 32, seed: int = 0) -> Preview:
     """A seeded sample grid of the train split, or the reason it cannot be loaded."""
     try:
         data = load_dataset(name, "train")
-    except (DatasetNotFoundError, CorruptFileError, FolderDatasetError, ValueError) as err:
+    except UserError as err:
         return Preview(name, False, None, str(err))
     pick = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))[:count]
     return Preview(name, True, image_grid(data.images[pick]), data.source, len(data), data.shape,

@@ -7,9 +7,10 @@ import plotly.graph_objects as go
 
 from .config import ExperimentConfig
 from .reproduce import TABLE1
+from .stage_names import BLIND, TEACHER, finetune_stage, sort_stages
 from .store import RunRecord
 
-STAGE_ORDER = ["teacher", "blind"]
+PAPER_COLUMN = {TEACHER: "teacher", BLIND: "blind", finetune_stage(None): "finetune"}  # Table 1's columns
 
 
 def run_label(record: RunRecord) -> str:
@@ -36,16 +37,10 @@ def curves_frame(epochs: list[dict], records: list[RunRecord]) -> pd.DataFrame:
     return frame
 
 
-def stage_order(frame: pd.DataFrame) -> list[str]:
-    tuned = sorted({s for s in frame["stage"] if s.startswith("finetune")},
-                   key=lambda s: (s == "finetune-kall", int(s[10:]) if s[10:].isdigit() else 0))
-    return [s for s in STAGE_ORDER if s in set(frame["stage"])] + tuned
-
-
 def curves_figure(frame: pd.DataFrame, records: list[RunRecord], metric: str = "test_acc") -> go.Figure:
     """One panel per stage, one line per run; the teacher's accuracy (dashed) and the paper's
     figures (dotted) as reference lines on the accuracy panels."""
-    order = stage_order(frame)
+    order = sort_stages(frame["stage"])
     title = {"test_acc": "test accuracy", "train_loss": "training loss"}[metric]
     fig = px.line(frame, x="epoch", y=metric, color="run", facet_col="stage",
                   category_orders={"stage": order}, markers=True, labels={metric: title})
@@ -57,10 +52,10 @@ def curves_figure(frame: pd.DataFrame, records: list[RunRecord], metric: str = "
             final = record.final or {}
             paper = paper_reference(record.config)
             for col, stage in enumerate(order, start=1):
-                if final.get("teacher_acc") is not None and stage != "teacher":
+                if final.get("teacher_acc") is not None and stage != TEACHER:
                     fig.add_hline(y=final["teacher_acc"], line_dash="dash", line_color="grey",
                                   row=1, col=col, annotation_text="teacher" if col == 2 else None)
-                key = {"teacher": "teacher", "blind": "blind", "finetune-kall": "finetune"}.get(stage)
+                key = PAPER_COLUMN.get(stage)
                 if paper and key:
                     fig.add_hline(y=paper[key], line_dash="dot", line_color="firebrick", row=1, col=col,
                                   annotation_text=f"paper {paper[key]:.2%}")

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Callable
 
 from .config import ExperimentConfig
-from .experiment import ExperimentResult, MessageFn, run_experiment
+from .experiment import EventFn, ExperimentResult, run_experiment
+from .runs import RunsRoot
 from .train import ProgressFn
 
 
@@ -98,8 +98,8 @@ TABLE1 = Table(
 TABLES = {"table1": TABLE1}
 
 
-def run_table(name: str, *, seed: int = 0, device: str = "auto", runs_root: Path | None = None,
-              on_epoch: ProgressFn | None = None, on_message: MessageFn | None = None,
+def run_table(name: str, *, seed: int = 0, device: str = "auto", root: RunsRoot | None = None,
+              on_epoch: ProgressFn | None = None, on_event: EventFn | None = None,
               on_row: Callable[[RowResult], None] | None = None) -> list[RowResult]:
     """Run every row of a table; rows sharing a teacher train it once (the teacher cache)."""
     table = TABLES[name]
@@ -107,7 +107,7 @@ def run_table(name: str, *, seed: int = 0, device: str = "auto", runs_root: Path
     for row in table.rows:
         config = replace(table.base, teacher=row.teacher, student=row.student, seed=seed,
                          device=device, **row.overrides)
-        result = run_experiment(config, runs_root, on_epoch, on_message)
+        result = run_experiment(config, root, on_epoch, on_event)
         results.append(RowResult(row.teacher, row.student, row.paper, result))
         if on_row is not None:
             on_row(results[-1])

@@ -1,6 +1,11 @@
-"""A run directory: config.json, metrics.jsonl (one line per epoch), final.json, and
-safetensors checkpoints. Writes are atomic or append-and-flush, so a crash loses at most the
-line being written."""
+"""Where everything of a run lives: the one place that spells file names.
+
+``RunsRoot`` is the runs folder (``$BD_RUNS_DIR``, default ``./runs``): the run store, one folder
+per run, the teacher cache, the workers' logs and the explorer's fallback cache. ``RunDir`` is one
+run's folder: config.json, metrics.jsonl (one line per epoch), stages.json (the finished stages),
+final.json, a safetensors checkpoint per finished stage, per-epoch checkpoints of the stage in
+progress, and the explorer's cache. Writes are atomic or append-and-flush, so a crash loses at
+most the line being written."""
 from __future__ import annotations
 
 import json
@@ -9,17 +14,14 @@ import secrets
 import time
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import ExperimentConfig
-from .train import EpochReport, EpochState
+from .stage_names import sort_stages
 
-
-def runs_root() -> Path:
-    """Where runs live: ``$BD_RUNS_DIR``, default ``./runs``."""
-    return Path(os.environ.get("BD_RUNS_DIR", "runs")).expanduser()
+WEIGHTS = ".safetensors"
+EXPLORE_CACHE = "explore-cache"
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
@@ -41,30 +43,85 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
     return model
 
 
+class RunsRoot:
+    """The runs folder and every path in it that is not inside one run's folder."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path).expanduser()
+
+    @classmethod
+    def default(cls) -> "RunsRoot":
+        """``$BD_RUNS_DIR``, default ``./runs``."""
+        return cls(os.environ.get("BD_RUNS_DIR", "runs"))
+
+    @classmethod
+    def holding(cls, store_path: str | Path) -> "RunsRoot":
+        """The runs folder of a run store file: the folder it lies in."""
+        return cls(Path(store_path).parent)
+
+    @property
+    def store_path(self) -> Path:
+        return self.path / "runs.db"
+
+    def run(self, name: str) -> "RunDir":
+        return RunDir(self.path / name)
+
+    def run_folders(self) -> list["RunDir"]:
+        """Every run folder (one holding a config.json), newest name first."""
+        if not self.path.is_dir():
+            return []
+        found = (RunDir(p.parent) for p in self.path.glob(f"*/{RunDir.CONFIG}"))
+        return sorted(found, key=lambda r: r.path.name, reverse=True)
+
+    def teacher_weights(self, key: str) -> Path:
+        """A cached teacher's checkpoint (beside ``teacher_record``)."""
+        return self.path / "teachers" / key / f"teacher{WEIGHTS}"
+
+    def teacher_record(self, key: str) -> Path:
+        """A cached teacher's accuracy and epochs, written after its checkpoint."""
+        return self.path / "teachers" / key / "teacher.json"
+
+    def worker_log(self, run_id: str) -> Path:
+        return self.path / "logs" / f"{run_id}.log"
+
+    def explore_cache(self, run_name: str) -> Path:
+        """Where the explorer caches a run's arrays when the run's own folder is read-only."""
+        return self.path / EXPLORE_CACHE / run_name
+
+
 class RunDir:
-    def __init__(self, path: Path):
+    CONFIG = "config.json"
+
+    def __init__(self, path: str | Path):
         self.path = Path(path)
 
     @classmethod
-    def create(cls, config: ExperimentConfig, root: Path | None = None,
+    def create(cls, config: ExperimentConfig, root: RunsRoot | None = None,
                name: str | None = None) -> "RunDir":
         """A new run folder holding config.json; named after the time and pair unless ``name``."""
-        root = runs_root() if root is None else Path(root)
+        root = root or RunsRoot.default()
         if name is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             name = f"{stamp}-{config.labeled}-{config.unlabeled}-{config.teacher}-{config.student}"
             name = f"{name.replace(':', '_').replace('/', '_')}-{secrets.token_hex(3)}"
-        path = root / name
-        path.mkdir(parents=True, exist_ok=True)
-        run = cls(path)
-        (path / "config.json").write_text(config.to_json())
+        run = root.run(name)
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.config_path.write_text(config.to_json())
         return run
 
+    @property
+    def config_path(self) -> Path:
+        return self.path / self.CONFIG
+
     def config(self) -> ExperimentConfig:
-        return ExperimentConfig.load(self.path / "config.json")
+        return ExperimentConfig.load(self.config_path)
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.jsonl"
 
     def log(self, record: dict) -> None:
-        with open(self.path / "metrics.jsonl", "a") as f:
+        with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
             f.flush()
             os.fsync(f.fileno())
@@ -72,11 +129,10 @@ class RunDir:
     def metrics(self) -> list[dict]:
         """One record per (stage, epoch), the latest written: a torn last line from a crash is
         skipped, and an epoch logged again after a resume replaces the earlier line."""
-        path = self.path / "metrics.jsonl"
-        if not path.exists():
+        if not self.metrics_path.exists():
             return []
         records: dict[tuple, dict] = {}
-        for line in path.read_text().splitlines():
+        for line in self.metrics_path.read_text().splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -84,55 +140,49 @@ class RunDir:
             records[(record["stage"], record["epoch"])] = record
         return list(records.values())
 
+    @property
+    def ledger_path(self) -> Path:
+        """stages.json: each finished stage's accuracy and seconds."""
+        return self.path / "stages.json"
+
     def checkpoint(self, stage: str) -> Path:
-        return self.path / f"{stage}.safetensors"
+        """The final weights of a finished stage."""
+        return self.path / f"{stage}{WEIGHTS}"
+
+    def checkpoint_stages(self) -> list[str]:
+        """The stages whose final checkpoint exists, in training order (per-epoch files excluded)."""
+        return sort_stages(p.name.removesuffix(WEIGHTS) for p in self.path.glob(f"*{WEIGHTS}"))
+
+    def epoch_files(self, stage: str, epoch: int) -> tuple[Path, Path]:
+        """A stage's per-epoch checkpoint: weights (safetensors) and the rest of its training
+        state (a weights-only torch file)."""
+        base = f"{stage}.e{epoch}"
+        return self.path / f"{base}{WEIGHTS}", self.path / f"{base}.state.pt"
+
+    def epoch_files_except(self, stage: str, keep: int) -> list[Path]:
+        """A stage's per-epoch checkpoint files of every epoch but ``keep``."""
+        prefix = f"{stage}.e"
+        found = []
+        for path in self.path.glob(f"{prefix}*.*"):
+            epoch = path.name.removeprefix(prefix).split(".")[0]
+            if epoch.isdigit() and int(epoch) != keep:
+                found.append(path)
+        return found
+
+    def epoch_index(self, stage: str) -> Path:
+        """The small JSON naming a stage's last saved epoch; replaced atomically last."""
+        return self.path / f"{stage}.last.json"
+
+    @property
+    def final_path(self) -> Path:
+        return self.path / "final.json"
 
     def write_final(self, summary: dict) -> None:
-        write_json_atomic(self.path / "final.json", summary)
+        write_json_atomic(self.final_path, summary)
 
     def final(self) -> dict | None:
-        path = self.path / "final.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        return json.loads(self.final_path.read_text()) if self.final_path.exists() else None
 
-
-class StageCheckpointer:
-    """Per-epoch checkpoint of one stage: weights (safetensors), optimiser, schedule and RNG state
-    (a weights-only torch file) and the epoch reports so far. Files carry the epoch number and a
-    small JSON index is replaced atomically last, so a crash mid-save leaves the previous epoch."""
-
-    def __init__(self, run: RunDir, stage: str):
-        self.run, self.stage = run, stage
-        self.index = run.path / f"{stage}.last.json"
-
-    def _files(self, epoch: int) -> tuple[Path, Path]:
-        base = f"{self.stage}.e{epoch}"
-        return self.run.path / f"{base}.safetensors", self.run.path / f"{base}.state.pt"
-
-    def restore(self, state: EpochState) -> list[EpochReport]:
-        if not self.index.exists():
-            return []
-        saved = json.loads(self.index.read_text())
-        weights, extra = self._files(saved["epoch"])
-        load_weights(state.model, weights)
-        state.load_state_dict(torch.load(extra, weights_only=True))
-        return [EpochReport(**r) for r in saved["reports"]]
-
-    def save(self, state: EpochState, report: EpochReport) -> None:
-        previous = json.loads(self.index.read_text()) if self.index.exists() else {"reports": []}
-        weights, extra = self._files(report.epoch)
-        save_weights(state.model, weights)
-        torch.save(state.state_dict(), extra)
-        write_json_atomic(self.index, {"epoch": report.epoch,
-                                       "reports": previous["reports"] + [report.to_dict()]})
-        self._remove_older(report.epoch)
-
-    def _remove_older(self, keep: int) -> None:
-        for path in self.run.path.glob(f"{self.stage}.e*.*"):
-            epoch = path.name.removeprefix(f"{self.stage}.e").split(".")[0]
-            if epoch.isdigit() and int(epoch) != keep:
-                path.unlink(missing_ok=True)
-
-    def clear(self) -> None:
-        """Drop the per-epoch files once the stage's final checkpoint is written."""
-        self._remove_older(-1)
-        self.index.unlink(missing_ok=True)
+    @property
+    def explore_cache(self) -> Path:
+        return self.path / EXPLORE_CACHE

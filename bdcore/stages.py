@@ -6,18 +6,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import distillation_loss, finetune_loss
-from .train import Checkpointer, EpochReport, ProgressFn, StageSettings, fit, predict_logits
+from .stage_names import BLIND, TEACHER
+from .stage_settings import StageSettings
+from .train import Checkpointer, EpochReport, ProgressFn, fit, predict_logits
 
 
 def train_teacher(teacher: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
                   test_x: torch.Tensor, test_y: torch.Tensor, settings: StageSettings, *,
-                  seed: int, amp: bool = True, on_epoch: ProgressFn | None = None,
+                  seed: int, stage: str = TEACHER, amp: bool = True, on_epoch: ProgressFn | None = None,
                   checkpointer: Checkpointer | None = None) -> list[EpochReport]:
     """Supervised training of the teacher on the labeled train set."""
     def loss(logits, index, _x):
         return F.cross_entropy(logits.float(), train_y[index])
 
-    return fit(teacher, train_x, loss, test_x, test_y, settings, stage="teacher", seed=seed,
+    return fit(teacher, train_x, loss, test_x, test_y, settings, stage=stage, seed=seed,
                amp=amp, on_epoch=on_epoch, checkpointer=checkpointer)
 
 
@@ -36,7 +38,7 @@ def _teacher_targets(teacher: nn.Module, inputs: torch.Tensor, fresh: bool, amp:
 
 def blind_distill(student: nn.Module, teacher: nn.Module, unlabeled_x: torch.Tensor,
                   test_x: torch.Tensor, test_y: torch.Tensor, settings: StageSettings, *,
-                  temperature: float, seed: int, amp: bool = True,
+                  temperature: float, seed: int, stage: str = BLIND, amp: bool = True,
                   on_epoch: ProgressFn | None = None,
                   checkpointer: Checkpointer | None = None) -> list[EpochReport]:
     """Train the student on the frozen teacher's soft labels over the unlabeled set only.
@@ -47,7 +49,7 @@ def blind_distill(student: nn.Module, teacher: nn.Module, unlabeled_x: torch.Ten
     def loss(logits, index, x):
         return distillation_loss(logits, targets(index, x), temperature)
 
-    return fit(student, unlabeled_x, loss, test_x, test_y, settings, stage="blind", seed=seed,
+    return fit(student, unlabeled_x, loss, test_x, test_y, settings, stage=stage, seed=seed,
                amp=amp, on_epoch=on_epoch, checkpointer=checkpointer)
 
 
@@ -67,7 +69,7 @@ def stratified_subset(labels: torch.Tensor, per_class: int | None, seed: int) ->
 
 def finetune(student: nn.Module, teacher: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
              test_x: torch.Tensor, test_y: torch.Tensor, settings: StageSettings, *,
-             per_class: int | None, temperature: float, hard_label_weight: float, seed: int,
+             per_class: int | None, temperature: float, hard_label_weight: float, seed: int, stage: str,
              fresh_teacher: bool = True, amp: bool = True, on_epoch: ProgressFn | None = None,
              checkpointer: Checkpointer | None = None) -> list[EpochReport]:
     """Fine-tune a blind-distilled student on k labeled samples per class (None: all), distilling
@@ -75,9 +77,8 @@ def finetune(student: nn.Module, teacher: nn.Module, train_x: torch.Tensor, trai
 
     On distorted or noisy batches the teacher scores the very batch the student sees; without
     ``fresh_teacher`` the student is scored against the teacher's logits of the undistorted images,
-    computed once, which saves a teacher forward pass per batch (with a CNN teacher, a CNN epoch
-    about 1.25x faster on CPU, an MLP epoch about 3x) at a small cost (docs/results.md: the CNN
-    row's fine-tune about 0.03 points lower)."""
+    computed once, which saves a teacher forward pass per batch at a small cost in accuracy
+    (docs/results.md)."""
     index = stratified_subset(train_y, per_class, seed).to(train_x.device)
     subset_x, subset_y = train_x[index], train_y[index]
     targets = _teacher_targets(teacher, subset_x, fresh_teacher and settings.perturbs_inputs, amp)
@@ -86,6 +87,5 @@ def finetune(student: nn.Module, teacher: nn.Module, train_x: torch.Tensor, trai
         return finetune_loss(logits, targets(batch_index, x), subset_y[batch_index], temperature,
                              hard_label_weight)
 
-    stage = f"finetune-k{'all' if per_class is None else per_class}"
     return fit(student, subset_x, loss, test_x, test_y, settings, stage=stage, seed=seed, amp=amp,
                on_epoch=on_epoch, checkpointer=checkpointer)

@@ -1,5 +1,11 @@
-"""The run store: every run's config, status, progress, per-epoch metrics, errors and artefacts in
-one embedded SQLite database (WAL mode), shared by the app, the CLI and the workers."""
+"""The run store: every run's config, status, progress, errors and a worker's liveness, in one
+embedded SQLite database (WAL mode) shared by the app, the CLI and the workers. Run state changes
+only through the intent-named methods here (claim, mark succeeded / failed / cancelled, ...).
+
+Source of truth: a run's folder (``RunDir``) is the record of its epochs and results
+(metrics.jsonl, final.json); the CLI's ``run`` writes only those. The store indexes them for the
+app and ``jobs``: the worker copies each epoch line and the final summary into it right after
+writing the file, so queries never parse run folders."""
 from __future__ import annotations
 
 import json
@@ -8,14 +14,25 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Iterator
 
 from .config import ExperimentConfig
-from .runs import runs_root
+from .errors import RunNotFoundError, RunStateError
+from .runs import RunsRoot
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-ACTIVE = ("queued", "running")
+
+class Status(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = (Status.QUEUED, Status.RUNNING)
+RESUMABLE = (Status.FAILED, Status.CANCELLED)
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS = [
@@ -61,7 +78,7 @@ class RunRecord:
     id: str
     created: float
     updated: float
-    status: str
+    status: Status
     config: ExperimentConfig
     progress: float = 0.0
     stage: str | None = None
@@ -80,6 +97,7 @@ class RunRecord:
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "RunRecord":
         data = dict(row)
+        data["status"] = Status(data["status"])
         data["config"] = ExperimentConfig.from_dict(json.loads(data["config"]))
         data["final"] = json.loads(data["final"]) if data["final"] else None
         data["teacher_reused"] = bool(data["teacher_reused"])
@@ -89,7 +107,7 @@ class RunRecord:
     def summary(self) -> dict:
         """The JSON form `jobs list --json` prints."""
         final = self.final or {}
-        return {"id": self.id, "status": self.status, "progress": round(self.progress, 4),
+        return {"id": self.id, "status": str(self.status), "progress": round(self.progress, 4),
                 "stage": self.stage, "labeled": self.config.labeled, "unlabeled": self.config.unlabeled,
                 "teacher": self.config.teacher, "student": self.config.student,
                 "teacher_acc": final.get("teacher_acc"), "blind_acc": final.get("blind_acc"),
@@ -97,15 +115,12 @@ class RunRecord:
                 "error": self.error, "run_dir": self.run_dir, "created": self.created}
 
 
-def default_store_path() -> Path:
-    return runs_root() / "runs.db"
-
-
 class RunStore:
     """A thin, process-safe layer over the SQLite file; every call opens its own connection."""
 
     def __init__(self, path: str | Path | None = None):
-        self.path = Path(path) if path else default_store_path()
+        self.path = Path(path) if path else RunsRoot.default().store_path
+        self.root = RunsRoot.holding(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
@@ -123,7 +138,7 @@ class RunStore:
             db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         """An IMMEDIATE transaction: one writer at a time across processes."""
         with self._db() as db:
             db.execute("BEGIN IMMEDIATE")
@@ -144,45 +159,21 @@ class RunStore:
         with self._db() as db:
             return db.execute("PRAGMA user_version").fetchone()[0]
 
-    def add(self, config: ExperimentConfig) -> str:
-        config.validate()
-        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        now = time.time()
-        with self.transaction() as db:
-            db.execute("INSERT INTO runs (id, created, updated, status, config) VALUES (?,?,?,?,?)",
-                       (run_id, now, now, "queued", config.to_json()))
-        return run_id
+    # reading
 
     def get(self, run_id: str) -> RunRecord:
         with self._db() as db:
             row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
-            raise KeyError(f"no run with id {run_id!r}")
+            raise RunNotFoundError(f"no run with id {run_id!r} (python -m bdcore jobs list shows them)")
         return RunRecord.from_row(row)
 
-    def list(self, statuses: tuple[str, ...] = STATUSES) -> list[RunRecord]:
+    def list(self, statuses: tuple[Status, ...] = tuple(Status)) -> list[RunRecord]:
         marks = ",".join("?" * len(statuses))
         with self._db() as db:
             rows = db.execute(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY created DESC",
-                              statuses).fetchall()
+                              [str(s) for s in statuses]).fetchall()
         return [RunRecord.from_row(r) for r in rows]
-
-    def update(self, run_id: str, **fields) -> None:
-        for key in ("final",):
-            if key in fields and fields[key] is not None:
-                fields[key] = json.dumps(fields[key])
-        fields["updated"] = time.time()
-        columns = ", ".join(f"{k} = ?" for k in fields)
-        with self.transaction() as db:
-            db.execute(f"UPDATE runs SET {columns} WHERE id = ?", (*fields.values(), run_id))
-
-    def add_epoch(self, run_id: str, report: dict, progress: float) -> None:
-        with self.transaction() as db:
-            db.execute("INSERT OR REPLACE INTO epochs VALUES (?,?,?,?,?,?,?,?)",
-                       (run_id, report["stage"], report["epoch"], report["epochs"],
-                        report["train_loss"], report["test_acc"], report["lr"], report["seconds"]))
-            db.execute("UPDATE runs SET progress = ?, stage = ?, updated = ?, heartbeat = ? WHERE id = ?",
-                       (progress, report["stage"], time.time(), time.time(), run_id))
 
     def epochs(self, run_ids: list[str] | None = None) -> list[dict]:
         with self._db() as db:
@@ -194,6 +185,123 @@ class RunStore:
                                   run_ids).fetchall()
         return [dict(r) for r in rows]
 
-    def delete(self, run_id: str) -> None:
-        with self.transaction() as db:
+    # the queue
+
+    def add(self, config: ExperimentConfig) -> str:
+        """Queue a run (its config validated here); returns its id."""
+        config.validate()
+        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        now = time.time()
+        with self._transaction() as db:
+            db.execute("INSERT INTO runs (id, created, updated, status, config) VALUES (?,?,?,?,?)",
+                       (run_id, now, now, Status.QUEUED, config.to_json()))
+        return run_id
+
+    def claim_next(self, max_running: int) -> str | None:
+        """Mark the oldest queued run running and return its id, if fewer than ``max_running``
+        runs are running; None otherwise. One transaction, so two callers never claim one run."""
+        with self._transaction() as db:
+            running = db.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (Status.RUNNING,)).fetchone()[0]
+            if running >= max_running:
+                return None
+            row = db.execute("SELECT id FROM runs WHERE status = ? ORDER BY created LIMIT 1",
+                             (Status.QUEUED,)).fetchone()
+            if row is None:
+                return None
+            now = time.time()
+            db.execute("UPDATE runs SET status = ?, started = COALESCE(started, ?), heartbeat = ?, "
+                       "updated = ?, attempts = attempts + 1, error = NULL, cancel_requested = 0 "
+                       "WHERE id = ?", (Status.RUNNING, now, now, now, row[0]))
+        return row[0]
+
+    def requeue(self, run_id: str) -> None:
+        """Queue a failed or cancelled run again (it resumes from its last checkpoint)."""
+        self._transition(run_id, RESUMABLE, "resumed", status=Status.QUEUED, error=None, finished=None,
+                         cancel_requested=0)
+
+    def cancel_queued(self, run_id: str) -> None:
+        self._transition(run_id, (Status.QUEUED,), "cancelled at once", status=Status.CANCELLED,
+                         finished=time.time())
+
+    def request_cancel(self, run_id: str) -> None:
+        """Ask a running worker to stop; it marks the run cancelled itself."""
+        self._transition(run_id, (Status.RUNNING,), "asked to stop", cancel_requested=1)
+
+    def delete(self, run_id: str) -> RunRecord:
+        """Remove a run that is not active; returns what it was."""
+        with self._transaction() as db:
+            record = self._current(db, run_id)
+            if record.status in ACTIVE:
+                raise RunStateError(f"run {run_id} is {record.status}; cancel it before deleting")
             db.execute("DELETE FROM runs WHERE id = ?", (run_id,))
+        return record
+
+    # the worker's reports
+
+    def set_worker(self, run_id: str, pid: int) -> None:
+        self._set(run_id, pid=pid)
+
+    def set_run_dir(self, run_id: str, path: Path) -> None:
+        self._set(run_id, run_dir=str(path))
+
+    def beat(self, run_id: str) -> bool:
+        """Record that the worker is alive; returns whether a cancel was requested."""
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET heartbeat = ? WHERE id = ?", (time.time(), run_id))
+            row = db.execute("SELECT cancel_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row[0])
+
+    def set_message(self, run_id: str, text: str) -> None:
+        self._set(run_id, message=text)
+
+    def set_teacher_reused(self, run_id: str) -> None:
+        self._set(run_id, teacher_reused=1)
+
+    def add_epoch(self, run_id: str, report: dict, progress: float) -> None:
+        """Index one epoch line of the run's metrics.jsonl, with the run's progress."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO epochs VALUES (?,?,?,?,?,?,?,?)",
+                       (run_id, report["stage"], report["epoch"], report["epochs"],
+                        report["train_loss"], report["test_acc"], report["lr"], report["seconds"]))
+            db.execute("UPDATE runs SET progress = ?, stage = ?, updated = ?, heartbeat = ? WHERE id = ?",
+                       (progress, report["stage"], now, now, run_id))
+
+    def mark_succeeded(self, run_id: str, final: dict, teacher_reused: bool = False) -> None:
+        """Index the run's final.json and close it."""
+        self._set(run_id, status=Status.SUCCEEDED, progress=1.0, final=json.dumps(final),
+                  teacher_reused=int(teacher_reused), finished=time.time(), pid=None)
+
+    def mark_failed(self, run_id: str, error: str) -> None:
+        self._set(run_id, status=Status.FAILED, error=error, finished=time.time(), pid=None)
+
+    def mark_cancelled(self, run_id: str, message: str) -> None:
+        self._set(run_id, status=Status.CANCELLED, message=message, finished=time.time(), pid=None)
+
+    # helpers
+
+    @staticmethod
+    def _current(db: sqlite3.Connection, run_id: str) -> RunRecord:
+        row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"no run with id {run_id!r} (python -m bdcore jobs list shows them)")
+        return RunRecord.from_row(row)
+
+    def _transition(self, run_id: str, allowed: tuple[Status, ...], verb: str, **fields) -> None:
+        """Set ``fields`` if the run's status is one of ``allowed``, checked in the same transaction."""
+        with self._transaction() as db:
+            record = self._current(db, run_id)
+            if record.status not in allowed:
+                raise RunStateError(f"run {run_id} is {record.status}; only "
+                                    f"{' or '.join(allowed)} runs can be {verb}")
+            self._update(db, run_id, fields)
+
+    def _set(self, run_id: str, **fields) -> None:
+        with self._transaction() as db:
+            self._update(db, run_id, fields)
+
+    @staticmethod
+    def _update(db: sqlite3.Connection, run_id: str, fields: dict) -> None:
+        fields["updated"] = time.time()
+        columns = ", ".join(f"{k} = ?" for k in fields)
+        db.execute(f"UPDATE runs SET {columns} WHERE id = ?", (*fields.values(), run_id))

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from .config import ExperimentConfig
-from .runs import load_weights, save_weights, write_json_atomic
+from .runs import RunsRoot, load_weights, save_weights, write_json_atomic
 
 TEACHER_FIELDS = ("labeled", "teacher", "teacher_epochs", "teacher_lr", "batch_size",
                   "teacher_augment", "labeled_limit", "seed", "amp")  # + teacher_input_noise if set
@@ -30,22 +29,18 @@ def teacher_key(config: ExperimentConfig, train_x: torch.Tensor, device: torch.d
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def cache_dir(runs_root: Path, key: str) -> Path:
-    return Path(runs_root) / "teachers" / key
-
-
-def load_cached_teacher(model: nn.Module, runs_root: Path, key: str) -> dict | None:
+def load_cached_teacher(model: nn.Module, root: RunsRoot, key: str) -> dict | None:
     """Fill ``model`` from the cache and return its record, or None if not cached."""
-    folder = cache_dir(runs_root, key)
-    record_path, weights = folder / "teacher.json", folder / "teacher.safetensors"
-    if not (record_path.exists() and weights.exists()):
+    record, weights = root.teacher_record(key), root.teacher_weights(key)
+    if not (record.exists() and weights.exists()):
         return None
     load_weights(model, weights)
-    return json.loads(record_path.read_text())
+    return json.loads(record.read_text())
 
 
-def store_teacher(model: nn.Module, runs_root: Path, key: str, record: dict) -> None:
-    folder = cache_dir(runs_root, key)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_weights(model, folder / "teacher.safetensors")
-    write_json_atomic(folder / "teacher.json", record)
+def store_teacher(model: nn.Module, root: RunsRoot, key: str, record: dict) -> None:
+    """Weights first, then the record: a teacher counts as cached only once its record exists."""
+    weights = root.teacher_weights(key)
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    save_weights(model, weights)
+    write_json_atomic(root.teacher_record(key), record)

@@ -3,17 +3,17 @@ training device; batches are taken by index; progress leaves through a callback.
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Callable, Protocol
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from .augment import AUGMENT, add_input_noise, random_affine
 from .device import autocast_dtype
+from .stage_settings import StageSettings
 
 # Inference batch sizes: large on accelerators; small on CPU, where 256-image batches stay in
 # cache (10,000 MNIST images through the CNN: 0.7-1.1 s at 256 against 1.9-2.0 s at 4096).
@@ -39,68 +39,6 @@ class EpochReport:
 ProgressFn = Callable[[EpochReport], None]
 # (student logits, batch indices, the batch as fed to the model) -> scalar loss
 BatchLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
-@dataclass
-class StageSettings:
-    epochs: int
-    lr: float
-    batch_size: int = 256
-    augment: bool = False  # random small rotations, zooms and shifts (see Augmentation)
-    schedule: str = "onecycle"  # "onecycle" (warm-up then cosine decay) or "linear" (steady decay)
-    compile: bool = False  # torch.compile the training step's model (pays off on long GPU runs)
-    input_noise: float = 0.0  # std of Gaussian noise added to every pixel (normalised units)
-    augment_strength: float = 1.0  # scales the distortion ranges of ``augment`` (Augmentation.scaled)
-
-    @property
-    def perturbs_inputs(self) -> bool:
-        """Whether a batch differs from the stored images (then a teacher must see it afresh)."""
-        return self.augment or self.input_noise > 0
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Random small affine distortions, drawn per image: the kind of variation handwriting has."""
-    max_rotate_deg: float = 10.0
-    max_scale: float = 0.1  # relative zoom in or out
-    max_shift_px: float = 2.0
-
-    def scaled(self, factor: float) -> "Augmentation":
-        """Rotations and zooms times ``factor``, shifts times its square root: a 28-pixel image
-        moved by 8 pixels has lost part of its object (blind MLP, docs/results.md: 70.6% with
-        8-pixel shifts, 75.1% with 4, both at 40 degrees and 40%)."""
-        return Augmentation(self.max_rotate_deg * factor, self.max_scale * factor,
-                            self.max_shift_px * math.sqrt(factor))
-
-
-AUGMENT = Augmentation()
-
-
-def random_affine(x: torch.Tensor, generator: torch.Generator | None,
-                  aug: Augmentation = AUGMENT) -> torch.Tensor:
-    """Rotate, scale and shift each image by its own random amount (bilinear, edge-padded).
-
-    One batched ``grid_sample`` call; the random numbers are drawn where the generator lives
-    (on a CUDA device, see ``generator_device``), so a CUDA step needs no host-device copy."""
-    n, _, h, w = x.shape
-    where = generator.device if generator is not None else x.device
-    draw = lambda: torch.rand(n, generator=generator, device=where) * 2 - 1  # noqa: E731  in [-1, 1]
-    angle = draw() * math.radians(aug.max_rotate_deg)
-    scale = 1 + draw() * aug.max_scale
-    shift_x, shift_y = draw() * aug.max_shift_px * 2 / w, draw() * aug.max_shift_px * 2 / h
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack([torch.stack([cos, -sin, shift_x], 1), torch.stack([sin, cos, shift_y], 1)], 1)
-    grid = F.affine_grid(theta.to(x.device, x.dtype), [n, x.shape[1], h, w], align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def add_input_noise(x: torch.Tensor, std: float, generator: torch.Generator | None) -> torch.Tensor:
-    """Gaussian noise on every pixel. A teacher trained on noisy images is a smoother function
-    of its input, which a student can copy from unlabeled images far from the labeled ones
-    (docs/results.md: the CNN -> MLP row)."""
-    where = generator.device if generator is not None else x.device
-    noise = torch.randn(x.shape, generator=generator, device=where)
-    return x + std * noise.to(x.device, x.dtype)
 
 
 def precision_context(device: torch.device, enabled: bool = True):

@@ -7,12 +7,11 @@ import os
 import signal
 import sys
 import threading
-import time
 import traceback
 
-from .experiment import run_experiment
+from .experiment import EventKind, RunEvent, run_experiment
 from .jobs import HEARTBEAT_S, run_dir_for, schedule
-from .store import RunStore
+from .store import RunStore, Status
 from .train import EpochReport
 
 
@@ -28,8 +27,7 @@ def _heartbeat(store: RunStore, run_id: str, stop: threading.Event) -> None:
     """Prove liveness; also turn a cancel flag set without a signal into one."""
     while not stop.wait(HEARTBEAT_S):
         try:
-            store.update(run_id, heartbeat=time.time())
-            if store.get(run_id).cancel_requested:
+            if store.beat(run_id):
                 os.kill(os.getpid(), signal.SIGTERM)
         except Exception as err:  # a busy database must not kill the worker; next beat retries
             print(f"heartbeat failed: {err}", file=sys.stderr, flush=True)
@@ -41,36 +39,35 @@ def stage_progress(stages: list[str], report: EpochReport) -> float:
     return min(1.0, (index + report.epoch / report.epochs) / len(stages))
 
 
-def work(store: RunStore, run_id: str) -> str:
+def work(store: RunStore, run_id: str) -> Status:
     """Train the run; returns its final status."""
     record = store.get(run_id)
     config = record.config
     run = run_dir_for(store, run_id)
-    stages = ["teacher", "blind", *[f"finetune-k{k}" for k in config.finetune_ks]]
+    stages = config.stage_names()
 
     def on_epoch(report: EpochReport) -> None:
         store.add_epoch(run_id, report.to_dict(), stage_progress(stages, report))
 
-    def on_message(text: str) -> None:
-        store.update(run_id, message=text, **({"teacher_reused": 1} if "teacher reused" in text else {}))
+    def on_event(event: RunEvent) -> None:
+        store.set_message(run_id, event.text)
+        if event.kind is EventKind.TEACHER_REUSED:
+            store.set_teacher_reused(run_id)
 
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(store, run_id, stop), daemon=True)
     beat.start()
     try:
-        result = run_experiment(config, on_epoch=on_epoch, on_message=on_message, run=run)
-        store.update(run_id, status="succeeded", progress=1.0, final=result.to_dict(),
-                     teacher_reused=int(result.teacher_reused), finished=time.time(), pid=None)
-        return "succeeded"
+        result = run_experiment(config, store.root, on_epoch=on_epoch, on_event=on_event, run=run)
+        store.mark_succeeded(run_id, result.to_dict(), result.teacher_reused)
+        return Status.SUCCEEDED
     except Cancelled:
-        store.update(run_id, status="cancelled", finished=time.time(), pid=None,
-                     message="cancelled; finished stages and epochs are kept, resume continues")
-        return "cancelled"
+        store.mark_cancelled(run_id, "cancelled; finished stages and epochs are kept, resume continues")
+        return Status.CANCELLED
     except Exception as err:
         traceback.print_exc()
-        store.update(run_id, status="failed", error=f"{type(err).__name__}: {err}",
-                     finished=time.time(), pid=None)
-        return "failed"
+        store.mark_failed(run_id, f"{type(err).__name__}: {err}")
+        return Status.FAILED
     finally:
         stop.set()
 

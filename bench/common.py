@@ -22,7 +22,7 @@ import torch  # noqa: E402
 from bdcore.config import ExperimentConfig  # noqa: E402
 from bdcore.data import PairedData  # noqa: E402
 from bdcore.device import device_name, resolve_device  # noqa: E402
-from bdcore.experiment import load_pair  # noqa: E402
+from bdcore.data import load_pair  # noqa: E402
 from bdcore.losses import distillation_loss  # noqa: E402
 from bdcore.models import build_model  # noqa: E402
 from bdcore.train import precision_context  # noqa: E402
@@ -101,7 +101,7 @@ def peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
 def load_data(device: torch.device, quick: bool) -> PairedData:
     """MNIST (labeled) and Fashion-MNIST (unlabeled), normalised, on ``device``; limited in quick mode."""
     limit = QUICK_LIMIT if quick else None
-    data = load_pair(ExperimentConfig(labeled_limit=limit, unlabeled_limit=limit))
+    data = load_pair(ExperimentConfig(labeled_limit=limit, unlabeled_limit=limit).pair_spec())
     if quick:
         data.test_x, data.test_y = data.test_x[:QUICK_TEST], data.test_y[:QUICK_TEST]
     return data.to(device)

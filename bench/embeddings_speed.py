@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bdcore.embeddings import ArrayCache, ExploreSession, ReduceParams, SampleSpec, embed  # noqa: E402
 from bdcore.embeddings.engine import sample_outputs, sample_set  # noqa: E402
 from bdcore.embeddings.reduce import prepare, reduce, tsne_impl_for, warm_up_umap  # noqa: E402
-from bdcore.runs import runs_root  # noqa: E402
+from bdcore.runs import RunsRoot  # noqa: E402
 
 
 def load() -> str:
@@ -36,11 +36,11 @@ def load() -> str:
 
 
 def newest_run() -> Path:
-    found = sorted((p.parent for p in runs_root().glob("*/final.json")
-                    if (p.parent / "teacher.safetensors").exists()), key=lambda p: p.name)
+    root = RunsRoot.default()
+    found = [r.path for r in root.run_folders() if r.final_path.exists() and r.checkpoint("teacher").exists()]
     if not found:
-        sys.exit(f"no finished run with a teacher under {runs_root()}; pass --run RUN_DIR")
-    return found[-1]
+        sys.exit(f"no finished run with a teacher under {root.path}; pass --run RUN_DIR")
+    return found[0]  # run_folders lists the newest first
 
 
 def timed(fn):

@@ -10,7 +10,8 @@ from __future__ import annotations
 from common import DEFAULTS, BareSteps, Context, Figure, standalone, timed
 
 from bdcore.stages import blind_distill
-from bdcore.train import StageSettings, accuracy
+from bdcore.stage_settings import StageSettings
+from bdcore.train import accuracy
 
 TARGET = 0.90
 

@@ -10,7 +10,7 @@ from common import DEFAULTS, BareSteps, Context, Figure, standalone
 
 from bdcore.device import autocast_dtype
 from bdcore.stages import train_teacher
-from bdcore.train import StageSettings
+from bdcore.stage_settings import StageSettings
 
 ACC_TOLERANCE_PT = 0.3
 ACC_IMAGES = 20_000  # the accuracy check trains on this many MNIST images

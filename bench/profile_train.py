@@ -17,7 +17,8 @@ from torch.profiler import ProfilerActivity, profile
 from teacher_cache import cached_loss
 
 from bdcore.device import device_name
-from bdcore.train import StageSettings, fit
+from bdcore.stage_settings import StageSettings
+from bdcore.train import fit
 
 # operator name fragments -> the kind of work, first match wins
 KINDS = [("convolution", ("conv", "mkldnn_convolution")), ("linear (matmul)", ("addmm", "mm", "linear", "matmul")),

@@ -28,7 +28,7 @@ def fill(store, runs: int) -> None:
                 store.add_epoch(run_id, {"stage": stage, "epoch": epoch, "epochs": epochs,
                                          "train_loss": 1 / epoch, "test_acc": 0.9 + epoch / 200,
                                          "lr": 1e-3, "seconds": 10.0}, 1.0)
-        store.update(run_id, status="succeeded", progress=1.0, final={
+        store.mark_succeeded(run_id, {
             "teacher_acc": 0.995, "blind_acc": 0.97, "finetune_acc": {"all": 0.996},
             "seconds": {"teacher": 100.0, "blind": 150.0, "finetune-kall": 80.0}})
 

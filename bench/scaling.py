@@ -16,7 +16,8 @@ import torch
 from common import DEFAULTS, Context, Figure, fit_seconds_per_step, standalone, timed
 from teacher_cache import cached_loss
 
-from bdcore.train import StageSettings, accuracy, fit
+from bdcore.stage_settings import StageSettings
+from bdcore.train import accuracy, fit
 
 BATCH_SIZES = (64, 128, 256, 512, 1024)
 

@@ -12,7 +12,8 @@ from common import DEFAULTS, Context, Figure, fit_seconds_per_step, standalone, 
 from loop_efficiency import blind_epoch, frozen_teacher
 
 from bdcore.losses import distillation_loss
-from bdcore.train import StageSettings, fit, predict_logits
+from bdcore.stage_settings import StageSettings
+from bdcore.train import fit, predict_logits
 
 
 def fresh_loss(teacher, hook=None):

@@ -25,14 +25,7 @@ GPU_CNN_ROW_TARGET_S = 60  # the CNN row on an H100
 def child(runs_dir: str, mem_file: str, device: str) -> int:
     import torch
 
-    try:
-        from bdcore.cli import main
-    except ImportError:  # the CLI's progress bars need tqdm; the table itself does not
-        from bdcore.reproduce import run_table
-
-        def main(_argv):
-            print(json.dumps([r.to_dict() for r in run_table("table1", device=device, runs_root=runs_dir)]))
-            return 0
+    from bdcore.cli import main
 
     rc = main(["reproduce", "table1", "--json", "--runs-dir", runs_dir, "--device", device])
     peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None

@@ -20,7 +20,7 @@ from common import DEFAULTS, QUICK_LIMIT, QUICK_TEST, Context, Figure, standalon
 
 from bdcore.data import locate_dataset
 from bdcore.stages import train_teacher
-from bdcore.train import StageSettings
+from bdcore.stage_settings import StageSettings
 
 TARGETS = {"cpu": {"mlp": 5.0, "cnn": 2.0}, "cuda": {"mlp": 10.0, "cnn": 10.0}}
 ACC_TOLERANCE_PT = 0.5  # "same accuracy": ours at most this far below the usual way

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from bdcore.config import ExperimentConfig
-from bdcore.experiment import load_pair
+from bdcore.data import load_pair
 from bdcore.models import build_model
 from bdcore.runs import RunDir, save_weights
 from bdcore.store import RunStore
@@ -21,8 +21,8 @@ def make_finished_run(store: RunStore | None = None, teacher: str = "mlp", stude
                               finetune_epochs=1)
     store = store or RunStore()
     run_id = store.add(config)
-    run = RunDir.create(config, store.path.parent, name=run_id)
-    data = load_pair(config)
+    run = RunDir.create(config, store.root, name=run_id)
+    data = load_pair(config.pair_spec())
     torch.manual_seed(0)
     model = build_model(teacher, data.input_shape, data.num_classes)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -35,5 +35,6 @@ def make_finished_run(store: RunStore | None = None, teacher: str = "mlp", stude
         save_weights(build_model(student, data.input_shape, data.num_classes), run.checkpoint(stage))
     final = {"teacher_acc": 0.9, "blind_acc": 0.5, "finetune_acc": {"all": 0.9}, "seconds": {}}
     run.write_final(final)
-    store.update(run_id, status="succeeded", progress=1.0, run_dir=str(run.path), final=final)
+    store.set_run_dir(run_id, run.path)
+    store.mark_succeeded(run_id, final)
     return run_id, run.path

@@ -119,8 +119,9 @@ def test_explorable_runs_come_from_the_store_and_the_runs_folder(tiny_data):
     store = RunStore()
     stored, _ = make_finished_run(store)
     no_teacher = store.add(store.get(stored).config)
-    store.update(no_teacher, status="running", run_dir=str(store.path.parent / no_teacher))
-    (store.path.parent / no_teacher).mkdir()
+    assert store.claim_next(max_running=2) == no_teacher  # running, its teacher not trained yet
+    store.set_run_dir(no_teacher, store.root.run(no_teacher).path)
+    store.root.run(no_teacher).path.mkdir()
     choices = explorable_runs(store)
     assert [c.run_id for c in choices] == [stored]
     assert choices[0].roles == ["teacher", "blind", "finetune-kall"]

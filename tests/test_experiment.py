@@ -9,9 +9,10 @@ from safetensors.torch import load_file
 
 import bdcore.experiment as experiment
 from bdcore.config import ExperimentConfig
-from bdcore.experiment import load_pair, run_experiment
+from bdcore.data import load_pair
+from bdcore.experiment import run_experiment
 from bdcore.reproduce import TABLE1
-from bdcore.runs import RunDir
+from bdcore.runs import RunDir, RunsRoot
 from bdcore.teachers import teacher_key
 
 TINY = dict(teacher="mlp", student="mlp", teacher_epochs=2, blind_epochs=2, finetune_epochs=1,
@@ -48,8 +49,8 @@ def test_teacher_is_reused_for_a_second_student(tiny_data):
 
 
 def test_same_seed_same_results(tiny_data, tmp_path):
-    a = run_experiment(ExperimentConfig(**TINY), tmp_path / "a")
-    b = run_experiment(ExperimentConfig(**TINY), tmp_path / "b")
+    a = run_experiment(ExperimentConfig(**TINY), RunsRoot(tmp_path / "a"))
+    b = run_experiment(ExperimentConfig(**TINY), RunsRoot(tmp_path / "b"))
     assert (a.teacher_acc, a.blind_acc, a.finetune_acc) == (b.teacher_acc, b.blind_acc, b.finetune_acc)
 
 
@@ -67,7 +68,7 @@ def test_blind_stage_gets_only_unlabeled_images(tiny_data, monkeypatch):
 
     monkeypatch.setattr(experiment, "blind_distill", spy)
     run_experiment(ExperimentConfig(**TINY))
-    data = load_pair(ExperimentConfig(**TINY))
+    data = load_pair(ExperimentConfig(**TINY).pair_spec())
     batches = torch.cat(seen).flatten(1)
     exact = lambda pool: (torch.cdist(batches, pool.flatten(1),  # noqa: E731
                                       compute_mode="donot_use_mm_for_euclid_dist") < 1e-5).any(1)
@@ -76,7 +77,7 @@ def test_blind_stage_gets_only_unlabeled_images(tiny_data, monkeypatch):
 
 
 def test_limits_take_seeded_subsets(tiny_data):
-    data = load_pair(ExperimentConfig(labeled_limit=50, unlabeled_limit=30))
+    data = load_pair(ExperimentConfig(labeled_limit=50, unlabeled_limit=30).pair_spec())
     assert len(data.train_x) == 50 and len(data.unlabeled_x) == 30 and len(data.test_x) == 100
 
 
@@ -114,7 +115,7 @@ def test_an_interrupted_run_resumes_mid_stage_to_identical_results(tiny_data, tm
     """Stopped during the blind stage and resumed from its per-epoch checkpoint, a run ends
     exactly where an uninterrupted one does (same seed, same device)."""
     config = ExperimentConfig(**{**TINY, "blind_epochs": 4})
-    whole = run_experiment(config, tmp_path / "whole")
+    whole = run_experiment(config, RunsRoot(tmp_path / "whole"))
 
     class Stop(Exception):
         pass
@@ -123,7 +124,7 @@ def test_an_interrupted_run_resumes_mid_stage_to_identical_results(tiny_data, tm
         if report.stage == "blind" and report.epoch == 3:
             raise Stop
 
-    run = RunDir.create(config, tmp_path / "split")
+    run = RunDir.create(config, RunsRoot(tmp_path / "split"))
     with pytest.raises(Stop):
         run_experiment(config, on_epoch=stop_in_blind_epoch_3, run=run)
     assert (run.path / "blind.last.json").exists() and not run.checkpoint("blind").exists()

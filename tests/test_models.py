@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from bdcore.models import MODELS, build_model, count_parameters, feature_extractor
+from bdcore.models import MODELS, build_model, classifier_layer, count_parameters
 
 
 def test_paper_parameter_counts():
@@ -17,8 +17,12 @@ def test_every_model_maps_inputs_to_class_logits(name, shape, classes):
     with torch.no_grad():
         out = model(torch.randn(2, *shape))
     assert out.shape == (2, classes)
-    features = feature_extractor(model)(torch.randn(2, *shape))
-    assert features.ndim == 2 and features.shape[0] == 2
+    caught = []
+    classifier_layer(model).register_forward_hook(lambda _m, inputs, _out: caught.append(inputs[0]))
+    with torch.no_grad():
+        model(torch.randn(2, *shape))
+    [features] = caught  # the penultimate features: what the classifier layer reads
+    assert features.ndim == 2 and features.shape == (2, classifier_layer(model).in_features)
 
 
 def test_unknown_model_names_the_choices():

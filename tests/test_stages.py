@@ -7,8 +7,10 @@ from bdcore import stages
 from bdcore.losses import finetune_loss
 from bdcore.models import build_model
 from bdcore.stages import blind_distill, finetune, stratified_subset, train_teacher
-from bdcore.train import (Augmentation, EpochState, StageSettings, add_input_noise, fit,
-                          random_affine)
+from bdcore.augment import Augmentation, add_input_noise, random_affine
+from bdcore.stage_names import finetune_stage
+from bdcore.stage_settings import StageSettings
+from bdcore.train import EpochState, fit
 
 
 def toy_problem(n=256, seed=0):
@@ -81,7 +83,7 @@ def test_finetune_uses_only_the_k_subset():
     train_teacher(teacher, x, y, x, y, StageSettings(2, 1e-2, 64), seed=0)
     student = Recorder(build_model("mlp", (1, 8, 8), 4))
     reports = finetune(student, teacher, x, y, x, y, StageSettings(3, 1e-3, 16), per_class=5,
-                       temperature=4, hard_label_weight=0.5, seed=0)
+                       temperature=4, hard_label_weight=0.5, seed=0, stage=finetune_stage(5))
     seen = torch.cat(student.seen)
     allowed = x[stratified_subset(y, 5, seed=0)]
     assert len(seen) == 3 * 20 and rows_in(seen, allowed).all()
@@ -183,7 +185,7 @@ def test_finetune_scores_distorted_batches_against_the_teachers_clean_logits_unl
         teacher = Recorder(build_model("mlp", (1, 8, 8), 4), training_only=False).eval()
         student = Recorder(build_model("mlp", (1, 8, 8), 4))
         finetune(student, teacher, x, y, x, y, settings, per_class=None, temperature=4,
-                 hard_label_weight=0.5, seed=0, fresh_teacher=fresh)
+                 hard_label_weight=0.5, seed=0, stage=finetune_stage(None), fresh_teacher=fresh)
         taught, student_batches = torch.cat(teacher.seen), torch.cat(student.seen)
         assert not rows_in(student_batches, x).any()
         if fresh:
@@ -209,7 +211,7 @@ def test_cached_finetune_logits_line_up_with_their_images_for_small_k(monkeypatc
     monkeypatch.setattr(stages, "finetune_loss", spy)
     finetune(build_model("mlp", (1, 8, 8), 4), RowTeacher(), x, y, x, y,
              StageSettings(2, 1e-2, 4, augment=True), per_class=3, temperature=4,
-             hard_label_weight=0.5, seed=0, fresh_teacher=False)
+             hard_label_weight=0.5, seed=0, stage=finetune_stage(3), fresh_teacher=False)
     assert len(agreement) == 2 * 3 and min(agreement) == 1.0
 
 

@@ -13,13 +13,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DataError
 from .imageset import ImageSet
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 HOLDOUT_EVERY = 5  # one image in five goes to the test split when the folder has no splits
 
 
-class FolderDatasetError(ValueError):
+class FolderDatasetError(DataError):
     """A folder that cannot be read as a dataset; the message says which file or why."""
 
 

@@ -8,12 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DataError
+
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
            0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 _CODES = {np.dtype(np.uint8): 0x08}
 
 
-class CorruptFileError(ValueError):
+class CorruptFileError(DataError):
     """An IDX file that cannot be decoded: wrong magic, truncated, or a broken gzip stream."""
 
 

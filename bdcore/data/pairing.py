@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import DataError
 from .imageset import ImageSet
 
 LUMA = torch.tensor([0.299, 0.587, 0.114])
@@ -76,9 +77,9 @@ def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
 def pair_datasets(train: ImageSet, test: ImageSet, unlabeled: ImageSet) -> PairedData:
     """Pair a labeled train/test split with any unlabeled set."""
     if train.labels is None or test.labels is None:
-        raise ValueError(f"{train.name} has no labels: it cannot be the labeled set")
+        raise DataError(f"{train.name} has no labels: it cannot be the labeled set")
     if train.shape != test.shape:
-        raise ValueError(f"{train.name}: train images {train.shape} and test images {test.shape} differ")
+        raise DataError(f"{train.name}: train images {train.shape} and test images {test.shape} differ")
     channels, height, width = train.shape
     unlabeled_images = convert_images(unlabeled.images, channels, (height, width))
     mean, std = channel_stats(train.images)

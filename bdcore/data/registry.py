@@ -4,6 +4,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable
 
+from ..errors import ConfigError
 from .folder import load_folder
 from .idx_sets import IDX_SPECS, load_idx_dataset
 from .idx_sets import candidate_locations as idx_candidates
@@ -24,11 +25,11 @@ SPLITS = ("train", "test")
 def load_dataset(spec: str, split: str) -> ImageSet:
     """Load one split of a dataset named in ``DATASETS`` or given as ``folder:PATH``."""
     if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose train or test")
+        raise ConfigError(f"unknown split {split!r}; choose train or test")
     if spec.startswith("folder:"):
         return load_folder(spec.removeprefix("folder:"), split)
     if spec not in DATASETS:
-        raise ValueError(f"unknown dataset {spec!r}; choose one of {', '.join(DATASETS)} "
+        raise ConfigError(f"unknown dataset {spec!r}; choose one of {', '.join(DATASETS)} "
                          "or folder:PATH")
     return DATASETS[spec](split)
 
@@ -39,4 +40,4 @@ def locate_dataset(name: str) -> tuple[Location | None, list[Location]]:
         return locate_idx(name), idx_candidates(name)
     if name in VISION_SPECS:
         return locate_vision(name), vision_candidates(name)
-    raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

@@ -9,13 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import UserError
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = PROJECT_ROOT / "assets" / "demo"
 SYSTEM_DIRS = (Path("/usr/share/datasets"),)
 DOWNLOAD_TIMEOUT_S = 20
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserError, FileNotFoundError):
     """No source holds the dataset; the message says what was expected and where it looked."""
 
 

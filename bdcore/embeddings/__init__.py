@@ -4,13 +4,11 @@ engine tying them together (engine), the analyses (analysis) and figures (figure
 from .cache import ArrayCache, cache_key
 from .engine import SETS, Embedding, embed, outputs_of, sample_set, set_outputs
 from .features import REPRESENTATIONS, forward_outputs, softmax
-from .reduce import METRICS, REDUCERS, ReduceParams, reduce, start_umap_warm_up, warm_up_umap
+from .reduce import METRICS, REDUCERS, ReduceParams, reduce, warm_up_umap
 from .samples import SampleSet, SampleSpec, draw_samples
-from .source import (ExploreError, ExploreSession, RunChoice, explorable_runs, model_roles,
-                     open_session)
+from .source import ExploreError, ExploreSession, RunChoice, checkpoint_stamps, explorable_runs
 
 __all__ = ["REDUCERS", "REPRESENTATIONS", "METRICS", "SETS", "ArrayCache", "Embedding", "ExploreError",
            "ExploreSession", "ReduceParams", "RunChoice", "SampleSet", "SampleSpec", "cache_key",
-           "draw_samples", "embed", "explorable_runs", "forward_outputs", "model_roles", "open_session",
-           "outputs_of", "reduce", "sample_set", "set_outputs", "softmax", "start_umap_warm_up",
-           "warm_up_umap"]
+           "checkpoint_stamps", "draw_samples", "embed", "explorable_runs", "forward_outputs",
+           "outputs_of", "reduce", "sample_set", "set_outputs", "softmax", "warm_up_umap"]

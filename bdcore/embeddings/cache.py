@@ -10,8 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-CACHE_FOLDER = "explore-cache"
-
 
 def cache_key(**parts) -> str:
     """A short stable hash of JSON-able ``parts`` (run id, model role, sample spec, params...)."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from .cache import cache_key
 from .features import REPRESENTATIONS, Progress, forward_outputs
 from .reduce import ReduceParams, reduce
@@ -62,7 +63,7 @@ def embed(session: ExploreSession, role: str = "teacher", spec: SampleSpec = Sam
           progress: Progress | None = None) -> Embedding:
     """The joint embedding of ``spec``'s samples in ``role``'s feature (or logit) space."""
     if representation not in REPRESENTATIONS:
-        raise ValueError(f"representation: choose one of {', '.join(REPRESENTATIONS)}")
+        raise ConfigError(f"representation: choose one of {', '.join(REPRESENTATIONS)}")
     params.validate()
     progress = progress or _quiet
     key = cache_key(v=ENGINE_VERSION, kind="embedding", model=session.identity(role),
@@ -104,7 +105,7 @@ def set_outputs(session: ExploreSession, role: str, which: str, features: bool =
     """``role``'s logits (and, with ``features``, float16 penultimate features) over a whole set:
     ``labeled`` (the test split) or ``unlabeled``. Cached on disk."""
     if which not in SETS:
-        raise ValueError(f"which: choose one of {', '.join(SETS)}")
+        raise ConfigError(f"which: choose one of {', '.join(SETS)}")
     key = cache_key(v=ENGINE_VERSION, kind="set", model=session.identity(role), which=which,
                     features=features)
     hit = session.cache.load(key)

@@ -1,5 +1,5 @@
-"""A model's penultimate features (the input of its last nn.Linear, caught with a forward hook,
-so bdcore.models needs no change) and its logits, in large batches under inference mode."""
+"""A model's penultimate features (the input of its classifier layer, ``models.classifier_layer``,
+caught with a forward hook) and its logits, in large batches under inference mode."""
 from __future__ import annotations
 
 from typing import Callable
@@ -9,27 +9,21 @@ import torch
 from torch import nn
 
 from ..device import autocast_dtype
+from ..models import classifier_layer
 
 REPRESENTATIONS = ("features", "logits")
 BATCH = 1024
 Progress = Callable[[float, str], None]
 
 
-def last_linear(model: nn.Module) -> nn.Linear:
-    layers = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    if not layers:
-        raise TypeError(f"{type(model).__name__} has no nn.Linear classifier layer")
-    return layers[-1]
-
-
 def forward_outputs(model: nn.Module, x: torch.Tensor, amp: bool = True, batch_size: int = BATCH,
                     progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(features, logits) as float32 arrays for every row of ``x``; bf16 autocast where the
-    device runs it natively and ``amp`` is on (about 2x faster on this project's CPUs)."""
+    device runs it natively and ``amp`` is on (docs/performance.md)."""
     device = next(model.parameters()).device
     dtype = autocast_dtype(device) if amp else None
     caught: list[torch.Tensor] = []
-    hook = last_linear(model).register_forward_hook(lambda _m, inputs, _out: caught.append(inputs[0]))
+    hook = classifier_layer(model).register_forward_hook(lambda _m, inputs, _out: caught.append(inputs[0]))
     feats, logits = [], []
     model.eval()
     try:
@@ -44,7 +38,7 @@ def forward_outputs(model: nn.Module, x: torch.Tensor, amp: bool = True, batch_s
     finally:
         hook.remove()
     if not feats:
-        return np.zeros((0, last_linear(model).in_features), np.float32), np.zeros((0, 0), np.float32)
+        return np.zeros((0, classifier_layer(model).in_features), np.float32), np.zeros((0, 0), np.float32)
     return torch.cat(feats).numpy(), torch.cat(logits).numpy()
 
 

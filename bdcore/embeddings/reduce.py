@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from sklearn.decomposition import PCA
 
+from ..errors import ConfigError
 from .features import Progress
 
 METRICS = ("euclidean", "cosine")  # cosine: rows scaled to unit length, then euclidean
@@ -61,7 +62,7 @@ class ReduceParams:
         if self.n_neighbors < 2 or not 0 <= self.min_dist <= 1 or self.n_epochs < 1:
             problems.append("n_neighbors must be >= 2, min_dist in [0, 1], n_epochs >= 1")
         if problems:
-            raise ValueError("invalid embedding params: " + "; ".join(problems))
+            raise ConfigError("invalid embedding params: " + "; ".join(problems))
         return self
 
 
@@ -159,7 +160,7 @@ def reduce(x: np.ndarray, params: ReduceParams, progress: Progress | None = None
     """``x`` (n, d) to (n, params.dims) with the chosen reducer."""
     params.validate()
     if len(x) < params.dims + 2:
-        raise ValueError(f"need at least {params.dims + 2} samples to embed, got {len(x)}")
+        raise ConfigError(f"need at least {params.dims + 2} samples to embed, got {len(x)}")
     out = REDUCERS[params.method](x, params, progress or (lambda _f, _m: None))
     (progress or (lambda _f, _m: None))(1.0, "done")
     return out
@@ -172,15 +173,3 @@ def warm_up_umap() -> None:
     reduce(rng.normal(size=(64, 8)).astype(np.float32),
            ReduceParams(method="umap", n_neighbors=5, n_epochs=5, pca_dims=0))
 
-
-_warm_up: list = []
-
-
-def start_umap_warm_up() -> None:
-    """Run ``warm_up_umap`` once per process in a daemon thread (a no-op after the first call)."""
-    import threading
-
-    if not _warm_up:
-        thread = threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True)
-        _warm_up.append(thread)
-        thread.start()

@@ -1,6 +1,6 @@
 """Opening a run for exploration: which runs have a trained teacher (from the run store and from
-run folders under the runs root), their checkpoints by role, and the paired data rebuilt exactly
-as the run built it (same datasets, limits, seed and normalisation)."""
+run folders under the runs root), their checkpoints by role (a role is a finished stage), and the
+paired data rebuilt exactly as the run built it (same datasets, limits, seed and normalisation)."""
 from __future__ import annotations
 
 import json
@@ -13,14 +13,16 @@ import torch
 from torch import nn
 
 from ..config import ExperimentConfig
-from ..data import CorruptFileError, DatasetNotFoundError, FolderDatasetError, PairedData
+from ..data import PairedData, load_pair
+from ..errors import UserError
 from ..models import build_model
-from ..runs import RunDir, load_weights, runs_root
+from ..runs import RunDir, RunsRoot, load_weights
+from ..stage_names import TEACHER
 from ..store import RunStore
-from .cache import CACHE_FOLDER, ArrayCache
+from .cache import ArrayCache
 
 
-class ExploreError(RuntimeError):
+class ExploreError(UserError):
     """A run that cannot be explored; the message says why in plain words."""
 
 
@@ -33,44 +35,32 @@ class RunChoice:
     roles: list[str] = field(default_factory=list)
 
 
-def model_roles(path: Path) -> list[str]:
-    """Checkpoints present in a run folder: teacher, blind, then finetune-k* (by k)."""
-    names = {p.name.removesuffix(".safetensors") for p in Path(path).glob("*.safetensors")
-             if ".e" not in p.name.removesuffix(".safetensors")}  # not per-epoch checkpoints
-    tuned = sorted((n for n in names if n.startswith("finetune-k")),
-                   key=lambda n: (n == "finetune-kall", int(n[10:]) if n[10:].isdigit() else 0))
-    return [n for n in ("teacher", "blind") if n in names] + tuned
-
-
 def _label(run_id: str, config: ExperimentConfig) -> str:
     return (f"{run_id[-6:]} {config.labeled}<-{config.unlabeled} "
             f"{config.teacher}->{config.student} T={config.temperature:g}")
 
 
-def explorable_runs(store: RunStore | None = None, root: Path | None = None) -> list[RunChoice]:
+def explorable_runs(store: RunStore | None = None, root: RunsRoot | None = None) -> list[RunChoice]:
     """Every run whose teacher checkpoint exists: the store's runs (newest first), then run
     folders under the runs root that the store does not list (e.g. made by `python -m bdcore run`)."""
-    root = runs_root() if root is None else Path(root)
+    root = root or (store.root if store is not None else RunsRoot.default())
     choices, seen = [], set()
     for record in (store.list() if store is not None else []):
-        if record.run_dir and RunDir(Path(record.run_dir)).checkpoint("teacher").exists():
-            path = Path(record.run_dir)
+        run = RunDir(record.run_dir) if record.run_dir else None
+        if run is not None and run.checkpoint(TEACHER).exists():
             choices.append(RunChoice(record.id, f"{_label(record.id, record.config)} [{record.status}]",
-                                     path, record.status, model_roles(path)))
-            seen.add(path.resolve())
-    trained = (p for p in root.glob("*/config.json") if RunDir(p.parent).checkpoint("teacher").exists())
-    folders = sorted(trained, key=lambda p: p.parent.name, reverse=True) if root.is_dir() else []
-    for config_path in folders:
-        path = config_path.parent
-        if path.resolve() in seen:
+                                     run.path, record.status, run.checkpoint_stages()))
+            seen.add(run.path.resolve())
+    for run in root.run_folders():
+        if run.path.resolve() in seen or not run.checkpoint(TEACHER).exists():
             continue
         try:
-            config = ExperimentConfig.load(config_path)
+            config = run.config()
         except (ValueError, TypeError, json.JSONDecodeError):
             continue
-        status = "finished" if (path / "final.json").exists() else "unfinished"
-        choices.append(RunChoice(path.name, f"{_label(path.name, config)} [{status}, folder]",
-                                 path, status, model_roles(path)))
+        status = "finished" if run.final_path.exists() else "unfinished"
+        choices.append(RunChoice(run.path.name, f"{_label(run.path.name, config)} [{status}, folder]",
+                                 run.path, status, run.checkpoint_stages()))
     return choices
 
 
@@ -91,32 +81,31 @@ class ExploreSession:
             self.config = self.run.config()
         except (OSError, ValueError, TypeError, json.JSONDecodeError) as err:
             raise ExploreError(f"run {self.run_id}: cannot read its config.json ({err})") from err
-        self.roles = model_roles(self.path)
-        if "teacher" not in self.roles:
+        self.roles = self.run.checkpoint_stages()
+        if TEACHER not in self.roles:
             raise ExploreError(f"run {self.run_id} has no trained teacher yet: wait until its "
                                "teacher stage finishes")
-        from ..experiment import load_pair
-
         try:
-            self.data: PairedData = load_pair(self.config)
-        except (DatasetNotFoundError, CorruptFileError, FolderDatasetError, ValueError) as err:
+            self.data: PairedData = load_pair(self.config.pair_spec())
+        except UserError as err:
             raise ExploreError(f"run {self.run_id}: its data cannot be loaded: {err}") from err
         self._models: dict[str, nn.Module] = {}
-        folder = self.path / CACHE_FOLDER
+        folder = self.run.explore_cache
         writable = os.access(self.path, os.W_OK) and (not folder.exists() or os.access(folder, os.W_OK))
-        self.cache = ArrayCache(folder if writable else runs_root() / CACHE_FOLDER / self.path.name)
+        self.cache = ArrayCache(folder if writable else RunsRoot.default().explore_cache(self.path.name))
 
     def model(self, role: str) -> nn.Module:
         if role not in self.roles:
             raise ExploreError(f"run {self.run_id} has no {role!r} checkpoint "
                                f"(it has {', '.join(self.roles)})")
         if role not in self._models:
-            arch = self.config.teacher if role == "teacher" else self.config.student
+            arch = self.config.teacher if role == TEACHER else self.config.student
             model = build_model(arch, self.data.input_shape, self.data.num_classes)
             try:
                 load_weights(model, self.run.checkpoint(role))
             except (OSError, RuntimeError) as err:
-                raise ExploreError(f"run {self.run_id}: cannot load {role}.safetensors ({err})") from err
+                raise ExploreError(f"run {self.run_id}: cannot load {self.run.checkpoint(role).name} "
+                                   f"({err})") from err
             self._models[role] = model.eval().requires_grad_(False)
         return self._models[role]
 
@@ -131,30 +120,14 @@ class ExploreSession:
         return to_uint8(x[torch.from_numpy(np.array(index, dtype=np.int64))], self.data.mean, self.data.std)
 
 
-_SESSIONS: dict[tuple, ExploreSession] = {}
-_SESSIONS_KEPT = 2  # each holds a paired dataset in memory (about 0.5 GB for MNIST + Fashion-MNIST)
-
-
-def _checkpoint_stamps(path: Path) -> tuple:
-    """The final checkpoints' modification times (not the per-epoch ones a running stage rotates);
+def checkpoint_stamps(path: Path) -> tuple:
+    """The final checkpoints' modification times (not the per-epoch ones a running stage rotates),
+    so that a cache keyed on them opens a run afresh once a stage finishes or a resume retrains one;
     a file removed between listing and reading is skipped."""
-    stamps = []
-    for role in model_roles(path):
+    run, stamps = RunDir(path), []
+    for role in run.checkpoint_stages():
         try:
-            stamps.append((role, RunDir(path).checkpoint(role).stat().st_mtime_ns))
+            stamps.append((role, run.checkpoint(role).stat().st_mtime_ns))
         except FileNotFoundError:
             continue
     return tuple(stamps)
-
-
-def open_session(path: Path, run_id: str | None = None) -> ExploreSession:
-    """An ExploreSession shared by every page and browser tab of this process; a run whose
-    checkpoints changed since (a stage finished, a resume) is opened afresh."""
-    path = Path(path)
-    key = (str(path.resolve()), run_id, _checkpoint_stamps(path))
-    if key not in _SESSIONS:
-        session = ExploreSession(path, run_id)
-        while len(_SESSIONS) >= _SESSIONS_KEPT:
-            _SESSIONS.pop(next(iter(_SESSIONS)))
-        _SESSIONS[key] = session
-    return _SESSIONS[key]

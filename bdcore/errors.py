@@ -1,0 +1,26 @@
+"""Errors the user causes, as distinct from bugs. The CLI prints a ``UserError`` as one line and
+exits with status 2, the app shows it in an error box; any other exception is a bug and keeps its
+traceback."""
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input or a request that cannot be met; the message says what and what to do."""
+
+
+class ConfigError(UserError, ValueError):
+    """An invalid setting: an experiment config field, an option, an unknown name."""
+
+
+class DataError(UserError, ValueError):
+    """A dataset that cannot be used as asked (damaged files, no labels where labels are needed)."""
+
+
+class RunNotFoundError(UserError, KeyError):
+    """No run with the given id in the run store."""
+
+    __str__ = Exception.__str__  # KeyError would quote the message
+
+
+class RunStateError(UserError, ValueError):
+    """An action the run's current status does not allow (resume a running run, delete a queued one)."""

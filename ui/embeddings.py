@@ -1,68 +1,52 @@
 """Embeddings: the joint t-SNE / UMAP / PCA picture of labeled and unlabeled samples in a model's
 feature space (the paper's Figure 6), with hover thumbnails, selection and export."""
+from pathlib import Path
+
 import numpy as np
 import streamlit as st
 import streamlit.components.v1 as components
 
-from bdcore.embeddings import (METRICS, REDUCERS, REPRESENTATIONS, ExploreError, ReduceParams, SampleSpec,
-                               embed, softmax, start_umap_warm_up)
-from bdcore.embeddings.figures import (COLOUR_BY, embedding_frame, frame_for_csv, scatter_figure,
-                                       soft_label_tile, thumbnail)
+from bdcore.embeddings import METRICS, REDUCERS, REPRESENTATIONS, ReduceParams, SampleSpec, embed, softmax
+from bdcore.embeddings.figures import (
+    COLOUR_BY,
+    embedding_frame,
+    frame_for_csv,
+    scatter_figure,
+    soft_label_tile,
+    thumbnail,
+)
 from bdcore.embeddings.reduce import INITS, TSNE_IMPLS
-from explore_ui import pick_run
+from bdcore.errors import UserError
+from ui.resources import umap_warmed_up
+from ui.run_picker import pick_run
 
-st.set_page_config(page_title="Embeddings · Blind Distillation", page_icon="🗺️", layout="wide")
+HOVER_THUMBNAILS = Path(__file__).resolve().parents[1] / "assets" / "hover_thumbnails.js"
+MAX_THUMBNAILS = 5000  # each hover image is sent with the chart: about 1 KB a point
+
 st.title("Embeddings")
 st.caption("Labeled test images and unlabeled images, embedded together in a model's feature "
            "space (the paper's section 5.1, Figure 6). Labeled classes are in reds and purples, "
            "unlabeled ones in greens and blues. Hover a point for its image and the model's top-3 "
            "classes; draw a box or lasso to see the selected images with their soft labels.")
-start_umap_warm_up()  # numba compiles UMAP once per process, in the background
+umap_warmed_up()  # numba compiles UMAP in the background while the user picks settings
+components.html(f"<script>\n{HOVER_THUMBNAILS.read_text()}</script>", height=0)
 
-MAX_THUMBNAILS = 5000  # each hover image is sent with the chart: about 1 KB a point
-
-# Shows the hovered point's image (carried in customdata[1]) beside the cursor. It runs in a
-# zero-height component iframe and reaches the app's own page, where the charts are.
-HOVER_THUMBNAILS = """<script>
-(function () {
-  const win = window.parent, document = win.document;
-  if (win.__bdThumbs) return; win.__bdThumbs = true;
-  const box = document.createElement("div");
-  box.style.cssText = "position:fixed;display:none;pointer-events:none;z-index:100000;"
-    + "background:#fff;border:1px solid #999;padding:3px;box-shadow:0 2px 6px rgba(0,0,0,.3)";
-  document.body.appendChild(box);
-  function attach(gd) {
-    if (gd.__bdThumb || typeof gd.on !== "function") return;
-    gd.__bdThumb = true;
-    gd.on("plotly_hover", function (ev) {
-      const p = ev.points && ev.points[0], cd = p && p.customdata;
-      if (!cd || typeof cd[1] !== "string" || cd[1].indexOf("data:image") !== 0) return;
-      box.innerHTML = '<img src="' + cd[1] + '" width="84" height="84" style="image-rendering:pixelated">';
-      const r = gd.getBoundingClientRect(), e = ev.event;
-      const x = e && e.clientX ? e.clientX - 110 : r.left + 10, y = e && e.clientY ? e.clientY - 110 : r.top + 10;
-      box.style.left = Math.max(x, 0) + "px"; box.style.top = Math.max(y, 0) + "px"; box.style.display = "block";
-    });
-    gd.on("plotly_unhover", function () { box.style.display = "none"; });
-  }
-  win.setInterval(function () { document.querySelectorAll(".js-plotly-plot").forEach(attach); }, 400);
-})();
-</script>"""
-components.html(HOVER_THUMBNAILS, height=0)
-
-session = pick_run(st, "embed_run", "No run with a trained teacher yet. Launch one from the Home or "
-                   "Launch page; its embedding can be explored here as soon as its teacher stage has finished.")
+session = pick_run(st.container(), "embed_run",
+                   "No run with a trained teacher yet. Launch one from the Home or Launch page; its "
+                   "embedding can be explored here as soon as its teacher stage has finished.")
 
 with st.form("embedding settings"):
     c1, c2, c3, c4 = st.columns(4)
     roles = c1.multiselect("models (two: side by side)", session.roles, default=["teacher"], max_selections=2,
                            help="Teacher and a student embed the same samples, for comparison.")
-    method = c2.selectbox("method", list(REDUCERS), format_func=lambda m: {"tsne": "t-SNE", "umap": "UMAP",
-                                                                           "pca": "PCA"}[m])
-    representation = c3.selectbox("space", REPRESENTATIONS,
-                                  format_func=lambda r: {"features": "penultimate features", "logits": "logits"}[r])
+    method = c2.selectbox("method", list(REDUCERS),
+                          format_func=lambda m: {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}[m])
+    representation = c3.selectbox("space", REPRESENTATIONS, format_func=lambda r: {
+        "features": "penultimate features", "logits": "logits"}[r])
     dims = c4.radio("dimensions", [2, 3], horizontal=True)
     c1, c2, c3, c4 = st.columns(4)
-    n_labeled = c1.number_input("labeled test samples", 1, len(session.data.test_y), min(1000, len(session.data.test_y)), 100)
+    n_labeled = c1.number_input("labeled test samples", 1, len(session.data.test_y),
+                                min(1000, len(session.data.test_y)), 100)
     n_unlabeled = c2.number_input("unlabeled samples", 1, len(session.data.unlabeled_x),
                                   min(1000, len(session.data.unlabeled_x)), 100)
     sample_seed = c3.number_input("sample seed", 0, 2**31 - 1, 0)
@@ -85,21 +69,23 @@ with st.form("embedding settings"):
     st.form_submit_button("Compute embedding", type="primary")
 
 params = ReduceParams(method=method, dims=dims, perplexity=perplexity, learning_rate=learning_rate,
-                      n_iter=int(n_iter), tsne_impl=tsne_impl, n_neighbors=int(n_neighbors), min_dist=min_dist,
-                      n_epochs=int(n_epochs), metric=metric, init=init, pca_dims=int(pca_dims), seed=int(seed))
+                      n_iter=int(n_iter), tsne_impl=tsne_impl, n_neighbors=int(n_neighbors),
+                      min_dist=min_dist, n_epochs=int(n_epochs), metric=metric, init=init,
+                      pca_dims=int(pca_dims), seed=int(seed))
 spec = SampleSpec(int(n_labeled), int(n_unlabeled), int(sample_seed))
 if not roles:
     st.info("Pick at least one model.")
     st.stop()
 try:
     params.validate()
-except ValueError as err:
+except UserError as err:
     st.error(str(err))
     st.stop()
 
 c1, c2, c3, c4 = st.columns(4)
 colour_by = c1.selectbox("colour by", list(COLOUR_BY))
-temperature = c2.radio("soft labels at", list(dict.fromkeys([1.0, session.config.temperature])), horizontal=True,
+temperature = c2.radio("soft labels at", list(dict.fromkeys([1.0, session.config.temperature])),
+                       horizontal=True,
                        format_func=lambda t: f"T={t:g}" + (" (distillation)" if t != 1 else ""))
 sets = c3.multiselect("show", ["labeled", "unlabeled"], default=["labeled", "unlabeled"])
 thumbs_on = c4.toggle("hover thumbnails", value=True)
@@ -108,10 +94,11 @@ embeddings = {}
 for role in roles:
     bar = st.progress(0.0, text=f"{role}: starting")
     try:
-        embeddings[role] = embed(session, role, spec, params, representation,
-                                 progress=lambda f, m, bar=bar, role=role: bar.progress(min(max(f, 0.0), 1.0),
-                                                                                      text=f"{role}: {m}"))
-    except (ExploreError, ValueError) as err:
+        embeddings[role] = embed(
+            session, role, spec, params, representation,
+            progress=lambda f, m, bar=bar, role=role: bar.progress(min(max(f, 0.0), 1.0),
+                                                                   text=f"{role}: {m}"))
+    except UserError as err:
         bar.empty()
         st.error(f"{role}: {err}")
         st.stop()
@@ -122,15 +109,17 @@ groups = sorted(set().union(*(set(f["group"]) for f in frames.values())))
 hidden = st.multiselect("hide classes", groups, help="Hide some classes of either set.")
 columns = st.columns(len(roles))
 selected: dict[str, list[int]] = {}
-for column, (role, emb) in zip(columns, embeddings.items()):
+for column, (role, emb) in zip(columns, embeddings.items(), strict=True):
     frame = frames[role]
     keep = frame["set"].isin(sets) & ~frame["group"].isin(hidden)
     view = frame[keep]
     thumbs = None
     if thumbs_on and len(view) > MAX_THUMBNAILS:
-        st.caption(f"Hover thumbnails are off above {MAX_THUMBNAILS:,} points (this chart has {len(view):,}).")
+        st.caption(f"Hover thumbnails are off above {MAX_THUMBNAILS:,} points "
+                   f"(this chart has {len(view):,}).")
     elif thumbs_on:
-        images = {w: session.images(w, view["index"][view["set"] == w].to_numpy()) for w in ("labeled", "unlabeled")}
+        images = {w: session.images(w, view["index"][view["set"] == w].to_numpy())
+                  for w in ("labeled", "unlabeled")}
         order = {w: iter(images[w]) for w in images}
         thumbs = [thumbnail(next(order[w])) for w in view["set"]]
     fig = scatter_figure(view, session, colour_by, thumbs,
@@ -138,8 +127,8 @@ for column, (role, emb) in zip(columns, embeddings.items()):
     with column:
         event = st.plotly_chart(fig, key=f"scatter-{role}", on_select="rerun" if dims == 2 else "ignore",
                                 selection_mode=("box", "lasso", "points"),
-                                config={"toImageButtonOptions": {"format": "png", "filename": f"embedding-{role}",
-                                                                 "scale": 2}})
+                                config={"toImageButtonOptions": {"format": "png", "scale": 2,
+                                                                 "filename": f"embedding-{role}"}})
         timing = " + ".join(f"{k} {v:.1f} s" for k, v in emb.seconds.items())
         st.caption(("loaded from the cache" if emb.cached else f"computed: {timing}; cached for next time")
                    + ". PNG: the camera icon above the chart.")
@@ -149,16 +138,17 @@ for column, (role, emb) in zip(columns, embeddings.items()):
         d2.download_button("Figure HTML", lambda fig=fig: fig.to_html(include_plotlyjs=True),
                            f"embedding-{session.run_id}-{role}.html", "text/html", key=f"html-{role}")
         if dims == 2 and event and event.selection and event.selection.points:
-            selected[role] = sorted({int(p["customdata"][0]) for p in event.selection.points if p.get("customdata")})
+            selected[role] = sorted({int(p["customdata"][0]) for p in event.selection.points
+                                     if p.get("customdata")})
 
 MAX_TILES = 48
 for role, rows in selected.items():
     st.subheader(f"Selected in {role}: {len(rows)} samples")
     frame, emb = frames[role], embeddings[role]
-    probs = softmax(emb.logits[rows], temperature)
     shown = rows[:MAX_TILES]
+    probs = softmax(emb.logits[shown], temperature)
     images = [session.images(frame["set"][r], np.array([frame["index"][r]]))[0] for r in shown]
-    st.image([soft_label_tile(img, p) for img, p in zip(images, probs)],
+    st.image([soft_label_tile(img, p) for img, p in zip(images, probs, strict=True)],
              caption=[f"{frame['set'][r]} #{frame['index'][r]} · true {frame['true_class'][r]} · "
                       f"{frame['predicted'][r]} {frame['confidence'][r]:.2f}" for r in shown], width=150)
     if len(rows) > MAX_TILES:

@@ -2,12 +2,13 @@
 import streamlit as st
 
 from bdcore import jobs
+from bdcore.errors import UserError
 from bdcore.reports import curves_figure, curves_frame, run_label, summary_frame
-from bdcore.store import RunStore
+from bdcore.store import RunRecord
+from ui.resources import run_store
 
-st.set_page_config(page_title="Runs · Blind Distillation", page_icon="📈", layout="wide")
 st.title("Runs")
-store = RunStore()
+store = run_store()
 REFRESH_S = 2
 
 
@@ -25,20 +26,24 @@ def live_runs() -> None:
     st.dataframe(
         table, hide_index=True, width="stretch",
         column_config={
-            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-            **{c: st.column_config.NumberColumn(c, format="percent") for c in table.columns if c.endswith("_acc")},
+            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
+                                                        format="percent"),
+            **{c: st.column_config.NumberColumn(c, format="percent")
+               for c in table.columns if c.endswith("_acc")},
         },
     )
-    counts = {s: sum(r.status == s for r in records) for s in ("running", "queued", "succeeded", "failed", "cancelled")}
+    counts = {s: sum(r.status == s for r in records)
+              for s in ("running", "queued", "succeeded", "failed", "cancelled")}
     st.markdown(" · ".join(f"**{n} {s}**" for s, n in counts.items() if n)
                 + f" — refreshed every {REFRESH_S} s")
     st.session_state["records"] = records
 
 
-def actions(records) -> None:
+def actions(records: list[RunRecord]) -> None:
     st.subheader("Actions")
     by_id = {r.id: r for r in records}
-    run_id = st.selectbox("run", list(by_id), format_func=lambda i: f"{run_label(by_id[i])} [{by_id[i].status}]")
+    run_id = st.selectbox("run", list(by_id),
+                          format_func=lambda i: f"{run_label(by_id[i])} [{by_id[i].status}]")
     record = by_id[run_id]
     c1, c2, c3 = st.columns(3)
     try:
@@ -51,7 +56,7 @@ def actions(records) -> None:
             jobs.delete(store, record.id)
             st.toast(f"{record.id}: deleted")
             st.rerun()
-    except (ValueError, KeyError) as err:  # the run changed state since this page drew it
+    except UserError as err:  # the run changed state since this page drew it
         st.warning(f"{err}. The table above shows its current state.")
     if record.error:
         st.error(record.error)

@@ -6,20 +6,27 @@ import streamlit as st
 import torch
 
 from bdcore.embeddings import ExploreError, outputs_of, set_outputs, softmax
-from bdcore.embeddings.analysis import (affinity, affinity_table, class_coverage, entropy, most_ambiguous,
-                                        most_confident, nearest)
+from bdcore.embeddings.analysis import (
+    affinity,
+    affinity_table,
+    class_coverage,
+    entropy,
+    most_ambiguous,
+    most_confident,
+    nearest,
+)
 from bdcore.embeddings.figures import affinity_figure, coverage_figure, soft_label_tile
 from bdcore.preview import image_grid
-from explore_ui import pick_run
+from ui.run_picker import pick_run
 
-st.set_page_config(page_title="Unlabeled explorer · Blind Distillation", page_icon="🔎", layout="wide")
 st.title("Unlabeled explorer")
 st.caption("Blind distillation teaches only through the teacher's soft labels on the unlabeled set: "
            "this page shows which unlabeled images teach which labeled class, and which classes "
            "the unlabeled set barely teaches.")
 
 c1, c2, c3 = st.columns([3, 1, 1])
-session = pick_run(c1, "unl_run", "No run with a trained teacher yet. Launch one from the Home or Launch page.")
+session = pick_run(c1, "unl_run",
+                   "No run with a trained teacher yet. Launch one from the Home or Launch page.")
 role = c2.selectbox("model", session.roles)
 temperature = c3.radio("soft labels at", list(dict.fromkeys([1.0, session.config.temperature])),
                        format_func=lambda t: f"T={t:g}" + (" (distillation)" if t != 1 else ""))
@@ -28,8 +35,8 @@ classes, unl_classes = data.classes, data.unlabeled_classes
 
 bar = st.progress(0.0, text=f"{role} on the unlabeled set")
 try:
-    logits = set_outputs(session, role, "unlabeled",
-                         progress=lambda f, m: bar.progress(min(f, 1.0), text=f"{m} ({len(data.unlabeled_x)} images)"))["logits"]
+    logits = set_outputs(session, role, "unlabeled", progress=lambda f, m: bar.progress(
+        min(f, 1.0), text=f"{m} ({len(data.unlabeled_x)} images)"))["logits"]
 except ExploreError as err:
     st.error(str(err))
     st.stop()
@@ -48,10 +55,12 @@ if scarce:
     st.warning(f"Barely taught: the {role} predicts {', '.join(scarce)} for under half the uniform "
                f"share ({uniform / 2:.1%}) of the unlabeled images.")
 else:
-    st.success(f"Every labeled class is predicted for at least half the uniform share ({uniform / 2:.1%}).")
+    st.success(f"Every labeled class is predicted for at least half the uniform share "
+               f"({uniform / 2:.1%}).")
 with st.expander("coverage table"):
     st.dataframe(coverage, hide_index=True, column_config={
-        c: st.column_config.NumberColumn(c, format="percent") for c in ("predicted_share", "soft_label_share")})
+        c: st.column_config.NumberColumn(c, format="percent")
+        for c in ("predicted_share", "soft_label_share")})
 
 labels = data.unlabeled_labels
 if labels is not None and unl_classes:
@@ -60,13 +69,15 @@ if labels is not None and unl_classes:
     counts = np.bincount(labels.numpy(), minlength=len(unl_classes))
     table = affinity_table(matrix, counts, unl_classes, classes)
     st.dataframe(table, hide_index=True, column_config={
-        c: st.column_config.NumberColumn(c, format="%.3f") for c in ("mean probability", "runner-up probability")})
-    st.plotly_chart(affinity_figure(matrix, unl_classes, classes,
-                                    f"mean soft label: {config.unlabeled} class (rows) x {config.labeled} class"),
-                    key="affinity")
-    st.download_button("Affinity table CSV", table.to_csv(index=False), f"affinity-{session.run_id}-{role}.csv", "text/csv")
+        c: st.column_config.NumberColumn(c, format="%.3f")
+        for c in ("mean probability", "runner-up probability")})
+    title = f"mean soft label: {config.unlabeled} class (rows) x {config.labeled} class"
+    st.plotly_chart(affinity_figure(matrix, unl_classes, classes, title), key="affinity")
+    st.download_button("Affinity table CSV", table.to_csv(index=False),
+                       f"affinity-{session.run_id}-{role}.csv", "text/csv")
 else:
-    st.info(f"{config.unlabeled} has no labels, so there is no affinity between its classes and {config.labeled}'s.")
+    st.info(f"{config.unlabeled} has no labels, so there is no affinity between its classes and "
+            f"{config.labeled}'s.")
 
 st.subheader("Most confident unlabeled images per labeled class")
 per_class = st.slider("images per class", 4, 32, 12, 4)
@@ -81,7 +92,8 @@ for c, rows in confident.items():
 
 st.subheader("Most ambiguous unlabeled images")
 ambiguous = most_ambiguous(probs, 24)
-st.image([soft_label_tile(img, probs[r]) for img, r in zip(session.images("unlabeled", ambiguous), ambiguous)],
+ambiguous_images = session.images("unlabeled", ambiguous)
+st.image([soft_label_tile(img, probs[r]) for img, r in zip(ambiguous_images, ambiguous, strict=True)],
          caption=[f"#{r} · entropy {entropy(probs[[r]])[0]:.2f}"
                   + (f" · {unl_classes[int(labels[r])]}" if labels is not None and unl_classes else "")
                   for r in ambiguous], width=150)
@@ -102,5 +114,7 @@ left.image(soft_label_tile(session.images("unlabeled", np.array([query]))[0], q_
            caption=f"#{query} · {classes[int(q_probs.argmax())]} {q_probs.max():.2f}"
                    + (f" · {unl_classes[int(labels[query])]}" if labels is not None and unl_classes else ""))
 pool_probs = softmax(pool["logits"][near], temperature)
-right.image([soft_label_tile(img, p) for img, p in zip(session.images("labeled", near), pool_probs)],
-            caption=[f"{classes[int(data.test_y[i])]} · d={d:.2f}" for i, d in zip(near, dist)], width=150)
+right.image([soft_label_tile(img, p)
+             for img, p in zip(session.images("labeled", near), pool_probs, strict=True)],
+            caption=[f"{classes[int(data.test_y[i])]} · d={d:.2f}" for i, d in zip(near, dist, strict=True)],
+            width=150)

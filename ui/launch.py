@@ -1,0 +1,135 @@
+"""Launch: pick a labeled / unlabeled pair, architectures and settings, and start a background run."""
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
+
+from bdcore import jobs
+from bdcore.config import ExperimentConfig, field_help
+from bdcore.data import DATASETS
+from bdcore.device import available_devices
+from bdcore.errors import ConfigError
+from bdcore.models import MODELS
+from bdcore.preview import Preview, preview_dataset
+from ui.resources import run_store
+
+st.title("Launch a run")
+
+CUSTOM = "a folder of images..."
+defaults = ExperimentConfig()
+chosen: dict[str, Any] = {}  # config field -> the form's value
+
+
+@st.cache_data(show_spinner="Loading a preview...", max_entries=32)
+def cached_preview(name: str) -> Preview:
+    return preview_dataset(name)
+
+
+def dataset_picker(column: DeltaGenerator, role: str) -> str:
+    """The name of the ``role`` ("labeled" or "unlabeled") dataset, shown with a preview; "" until
+    a custom folder is given."""
+    with column:
+        choice = st.selectbox(f"{role} dataset", [*DATASETS, CUSTOM], key=f"{role}_choice",
+                              index=list(DATASETS).index(getattr(defaults, role)), help=field_help(role))
+        name = choice
+        if choice == CUSTOM:
+            path = st.text_input(f"{role} folder path", key=f"{role}_folder",
+                                 help="class sub-folders = labels; a flat folder of images = unlabeled")
+            name = f"folder:{path.strip()}" if path.strip() else ""
+        if not name:
+            st.info("Enter a folder path.")
+            return name
+        preview = cached_preview(name)
+        if preview.ok:
+            st.image(preview.grid, caption=f"{preview.size:,} images {preview.shape}", clamp=True)
+            st.caption(f"Source: {preview.source}")
+            if preview.demo_subset:
+                st.warning("Bundled demo subset: fine for a demo, not comparable with the paper. "
+                           "Set BD_DATA_DIR to the full dataset for that.")
+        else:
+            st.error(preview.source)
+        return name
+
+
+def setting(widget: Callable[..., Any], label: str, name: str, *args: Any, **kwargs: Any) -> None:
+    """A form widget for the config field ``name``, with that field's help; its value goes to
+    ``chosen``."""
+    chosen[name] = widget(label, *args, help=field_help(name), **kwargs)
+
+
+def data_problems(labeled: str, unlabeled: str) -> list[str]:
+    """What keeps the chosen datasets from making a run (the config cannot tell: it names them)."""
+    if not labeled or not unlabeled:
+        return ["choose both datasets"]
+    problems = [f"{name} cannot be loaded (see above)" for name in dict.fromkeys([labeled, unlabeled])
+                if not cached_preview(name).ok]
+    if cached_preview(labeled).ok and cached_preview(labeled).classes == []:
+        problems.append(f"{labeled} has no labels (no class sub-folders): it can only be the unlabeled set")
+    return problems
+
+
+left, right = st.columns(2)
+labeled = dataset_picker(left, "labeled")
+unlabeled = dataset_picker(right, "unlabeled")
+
+with st.form("launch"):
+    st.subheader("Models and training")
+    c1, c2, c3, c4 = st.columns(4)
+    models = list(MODELS)
+    setting(c1.selectbox, "teacher", "teacher", models, index=models.index(defaults.teacher))
+    setting(c2.selectbox, "student", "student", models, index=models.index(defaults.student))
+    setting(c3.number_input, "temperature T", "temperature", 0.1, 100.0, defaults.temperature, step=1.0)
+    chosen["device"] = c4.selectbox("device", ["auto", *available_devices()],
+                                    help=f"{field_help('device')}; here: {', '.join(available_devices())}")
+
+    c1, c2, c3, c4 = st.columns(4)
+    setting(c1.number_input, "teacher epochs", "teacher_epochs", 1, 500, defaults.teacher_epochs)
+    setting(c2.number_input, "blind epochs", "blind_epochs", 1, 500, defaults.blind_epochs)
+    setting(c3.number_input, "fine-tune epochs", "finetune_epochs", 0, 500, defaults.finetune_epochs)
+    chosen["finetune_ks"] = c4.text_input("fine-tune k per class", ", ".join(defaults.finetune_ks),
+                                          help=f"{field_help('finetune_ks')}, comma-separated")
+
+    c1, c2, c3, c4, c5 = st.columns(5)
+    setting(c1.number_input, "teacher lr", "teacher_lr", 1e-6, 1.0, defaults.teacher_lr, format="%.4f")
+    setting(c2.number_input, "blind lr", "blind_lr", 1e-6, 1.0, defaults.blind_lr, format="%.4f")
+    setting(c3.number_input, "fine-tune lr", "finetune_lr", 1e-6, 1.0, defaults.finetune_lr, format="%.4f")
+    setting(c4.number_input, "batch size", "batch_size", 1, 8192, defaults.batch_size)
+    setting(c5.number_input, "seed", "seed", 0, 2**31 - 1, defaults.seed)
+
+    with st.expander("More settings"):
+        c1, c2, c3 = st.columns(3)
+        setting(c1.number_input, "fine-tune temperature", "finetune_temperature", 0.1, 100.0,
+                defaults.finetune_temperature)
+        setting(c2.slider, "hard-label weight", "hard_label_weight", 0.0, 1.0, defaults.hard_label_weight)
+        setting(c3.number_input, "labeled images (0 = all)", "labeled_limit", 0, 10_000_000, 0)
+        setting(c3.number_input, "unlabeled images (0 = all)", "unlabeled_limit", 0, 10_000_000, 0)
+        setting(c1.checkbox, "augment teacher training", "teacher_augment", defaults.teacher_augment)
+        setting(c3.number_input, "teacher input noise", "teacher_input_noise", 0.0, 10.0,
+                defaults.teacher_input_noise, step=0.1)
+        setting(c2.checkbox, "augment unlabeled images", "blind_augment", defaults.blind_augment)
+        setting(c2.checkbox, "augment fine-tuning", "finetune_augment", defaults.finetune_augment)
+        setting(c2.checkbox, "teacher scores each distorted fine-tune batch", "finetune_fresh_teacher",
+                defaults.finetune_fresh_teacher)
+        setting(c3.number_input, "unlabeled distortion strength", "blind_augment_strength", 0.1, 9.5,
+                defaults.blind_augment_strength, step=0.5)
+    submitted = st.form_submit_button("Launch", type="primary")
+
+if submitted:
+    chosen["finetune_ks"] = [k.strip() for k in chosen["finetune_ks"].split(",") if k.strip()]
+    for limit in ("labeled_limit", "unlabeled_limit"):
+        chosen[limit] = chosen[limit] or None  # the form's 0: every image
+    problems = data_problems(labeled, unlabeled)
+    if not chosen["finetune_ks"]:
+        problems.append("give at least one fine-tune k (a number or 'all')")
+    if not problems:
+        config = ExperimentConfig(labeled=labeled, unlabeled=unlabeled, **chosen)
+        try:  # submit checks every field of the config and names each bad one
+            run_id = jobs.submit(run_store(), config)
+        except ConfigError as err:
+            problems.append(str(err))
+    if problems:
+        st.error("Not launched:\n\n" + "\n".join(f"- {p}" for p in problems))
+    else:
+        st.success(f"Run {run_id} launched.")
+        st.page_link("ui/runs.py", label="Watch it on the Runs page", icon="📈")

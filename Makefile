@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 DATA ?= $(if $(BD_DATA_DIR),$(BD_DATA_DIR),$(wildcard ../shared/datasets))
 
-.PHONY: run test test-all bench reproduce clean
+.PHONY: run lint test test-all bench reproduce clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,10 +16,14 @@ $(STAMP): requirements.txt
 run: $(STAMP)
 	$(PY) -m streamlit run app.py
 
-test: $(STAMP)
+# ruff first (ruff.toml): a style violation fails the suite, as in CI.
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+test: lint
 	$(PY) -m pytest -m "not slow" -q
 
-test-all: $(STAMP)
+test-all: lint
 	$(PY) -m pytest -q
 
 # Every figure of the speed benchmark (docs/performance.md): ~20 min on a 2-core CPU, Table 1 included.

@@ -16,7 +16,7 @@ class Augmentation:
     max_scale: float = 0.1  # relative zoom in or out
     max_shift_px: float = 2.0
 
-    def scaled(self, factor: float) -> "Augmentation":
+    def scaled(self, factor: float) -> Augmentation:
         """Rotations and zooms times ``factor``, shifts times its square root: a 28-pixel image
         moved by 8 pixels has lost part of its object (docs/results.md, the CNN -> MLP row)."""
         return Augmentation(self.max_rotate_deg * factor, self.max_scale * factor,

@@ -16,6 +16,8 @@ from .reproduce import TABLES, run_table
 from .runs import RunsRoot
 from .train import EpochReport
 
+RUNS_DIR_HELP = "where run directories go (default: $BD_RUNS_DIR or ./runs)"
+
 
 class ProgressBar:
     """One tqdm bar per stage, fed by the experiment's epoch callback; silent under --json."""
@@ -124,8 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run teacher, blind distillation and fine-tuning",
                          description="Run all three stages and print a summary.")
     add_config_options(run)
-    run.add_argument("--runs-dir", default=None, help="where run directories go (default: $BD_RUNS_DIR or ./runs)")
-    run.add_argument("--json", action="store_true", help="print one JSON object instead of progress and a summary")
+    run.add_argument("--runs-dir", default=None, help=RUNS_DIR_HELP)
+    run.add_argument("--json", action="store_true",
+                     help="print one JSON object instead of progress and a summary")
     run.set_defaults(func=cmd_run)
 
     datasets = sub.add_parser("datasets", help="list datasets and where each was found",
@@ -140,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument("table", choices=sorted(TABLES), help="which table")
     reproduce.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     reproduce.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: %(default)s)")
-    reproduce.add_argument("--runs-dir", default=None, help="where run directories go (default: $BD_RUNS_DIR or ./runs)")
+    reproduce.add_argument("--runs-dir", default=None, help=RUNS_DIR_HELP)
     reproduce.add_argument("--json", action="store_true", help="print a JSON list, one object per row")
     reproduce.set_defaults(func=cmd_reproduce)
 

@@ -33,8 +33,9 @@ def cmd_list(args: argparse.Namespace) -> int:
             accs = f"teacher {s['teacher_acc']:.2%}, blind {s['blind_acc']:.2%}, {tuned}"
         elif r.error:
             accs = r.error.splitlines()[0][:60]
-        print(f"{r.id:<23} {r.status:<10} {r.progress:>8.0%}  {r.config.labeled + ' <- ' + r.config.unlabeled:<28} "
-              f"{r.config.teacher + '->' + r.config.student:<12} {accs}")
+        pair = f"{r.config.labeled} <- {r.config.unlabeled}"
+        models = f"{r.config.teacher}->{r.config.student}"
+        print(f"{r.id:<23} {r.status:<10} {r.progress:>8.0%}  {pair:<28} {models:<12} {accs}")
     return 0
 
 
@@ -96,9 +97,10 @@ def add_jobs_parser(sub: argparse._SubParsersAction) -> None:
     add_config_options(p)
     p.set_defaults(func=cmd_submit)
 
-    for name, func, text in (("cancel", cmd_cancel, "stop a queued or running run (finished stages are kept)"),
-                             ("resume", cmd_resume, "continue a failed or cancelled run from its last checkpoint"),
-                             ("delete", cmd_delete, "delete a finished run and its files")):
+    for name, func, text in (
+            ("cancel", cmd_cancel, "stop a queued or running run (finished stages are kept)"),
+            ("resume", cmd_resume, "continue a failed or cancelled run from its last checkpoint"),
+            ("delete", cmd_delete, "delete a finished run and its files")):
         p = commands.add_parser(name, help=text, description=text)
         p.add_argument("run_id")
         p.set_defaults(func=func)

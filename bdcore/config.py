@@ -70,7 +70,8 @@ class ExperimentConfig:
     blind_lr: float = _field(3e-3, "peak learning rate of blind distillation (AdamW, one-cycle)")
     finetune_lr: float = _field(2e-3, "starting learning rate of fine-tuning (linear decay to 0)")
     batch_size: int = _field(128, "batch size of every stage")
-    teacher_augment: bool = _field(True, "random small rotations, zooms and shifts while training the teacher")
+    teacher_augment: bool = _field(True, "random small rotations, zooms and shifts while training the "
+                                   "teacher")
     teacher_input_noise: float = _field(0.5, "std of Gaussian noise added to each teacher training image, "
                                         "in units of the labeled set's pixel std (0 = none); a smoother "
                                         "teacher, easier to copy")
@@ -85,7 +86,8 @@ class ExperimentConfig:
                                           "images, computed once; faster, see docs/results.md)")
     labeled_limit: int | None = _field(None, "use at most this many labeled training images (seeded "
                                        "random subset)")
-    unlabeled_limit: int | None = _field(None, "use at most this many unlabeled images (seeded random subset)")
+    unlabeled_limit: int | None = _field(None, "use at most this many unlabeled images (seeded random "
+                                         "subset)")
     seed: int = _field(0, "random seed; the same seed on the same device repeats a run")
     device: str = _field("auto", f"training device: {', '.join(DEVICES)} (auto: CUDA, then MPS, then CPU)")
     amp: bool = _field(True, "bf16 mixed precision where the device runs it natively")
@@ -95,7 +97,7 @@ class ExperimentConfig:
     def __post_init__(self) -> None:
         self.finetune_ks = [_normal_k(k) for k in self.finetune_ks]
 
-    def validate(self) -> "ExperimentConfig":
+    def validate(self) -> ExperimentConfig:
         """Raise ConfigError naming every bad field; return self when all are fine."""
         problems = []
         for name in ("labeled", "unlabeled"):
@@ -187,7 +189,7 @@ class ExperimentConfig:
         return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ExperimentConfig":
+    def from_dict(cls, data: dict) -> ExperimentConfig:
         """A config from saved JSON; fields missing from an earlier run take EARLIER_RUN_VALUES."""
         known = {f.name for f in fields(cls)}
         unknown = set(data) - known
@@ -196,7 +198,7 @@ class ExperimentConfig:
         return cls(**{**EARLIER_RUN_VALUES, **data})
 
     @classmethod
-    def load(cls, path: str | Path) -> "ExperimentConfig":
+    def load(cls, path: str | Path) -> ExperimentConfig:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import copy
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Callable
 
 import torch
 from torch import nn
@@ -136,7 +136,7 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
             checkpointer=ckpt)
 
     finetune_acc = {}
-    for k, per_class in zip(config.finetune_ks, config.finetune_sizes()):
+    for k, per_class in zip(config.finetune_ks, config.finetune_sizes(), strict=True):
         tuned = copy.deepcopy(student)
         subset = len(data.train_y) if per_class is None else per_class * data.num_classes
         plan = config.stage_plan(finetune_stage(per_class), subset)

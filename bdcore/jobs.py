@@ -66,7 +66,8 @@ def reap(store: RunStore) -> list[str]:
             os.kill(record.pid, signal.SIGKILL)
             reason = f"the worker stopped responding for over {STALE_AFTER_S:.0f} s and was stopped"
         else:
-            reason = "the worker process stopped without finishing (killed, out of memory, or the machine restarted)"
+            reason = ("the worker process stopped without finishing (killed, out of memory, or the "
+                      "machine restarted)")
         store.mark_failed(record.id, f"{reason}; resume continues from the last checkpoint")
         dead.append(record.id)
     return dead

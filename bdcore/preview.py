@@ -29,8 +29,8 @@ def image_grid(images: torch.Tensor, columns: int = 8, pad: int = 2) -> np.ndarr
     grid = np.full((rows * (h + pad) + pad, columns * (w + pad) + pad, c), 255, dtype=np.uint8)
     for i, img in enumerate(images.numpy()):
         r, col = divmod(i, columns)
-        grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = \
-            img.transpose(1, 2, 0)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        grid[top: top + h, left: left + w] = img.transpose(1, 2, 0)
     return grid[..., 0] if c == 1 else grid
 
 

@@ -1,8 +1,8 @@
 """Reproductions of the paper's tables at documented defaults, printed beside the paper."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 
 from .config import ExperimentConfig
 from .experiment import EventFn, ExperimentResult, run_experiment
@@ -63,20 +63,8 @@ class Table:
         return "\n".join(lines)
 
 
-# Table 1: MNIST labeled, Fashion-MNIST unlabeled. The CNN row runs at ExperimentConfig's
-# defaults. An MLP teacher trains without augmentation or input noise (augmented, it distils
-# worse: 78% blind), and MLP students fine-tune at a lower rate. An MLP student of the CNN teacher
-# sees its unlabeled images strongly distorted (40 degrees, 40% zoom, 4 px) with fresh teacher
-# logits: the MLP has no built-in invariance and learns the teacher's function from the variation
-# (docs/results.md: 47% blind with the small distortions over 10 epochs, 75% at strength 4 over
-# 20, 68.8% at strength 4 over 10, so row 3 runs 14). A CNN student of an MLP teacher leans on the
-# hard labels when fine-tuning (weight 0.9), or it stays near its weaker teacher (98.6% at 0.5);
-# it needs few epochs (3 blind, 6 fine-tune: 90.15% / 99.32%; 99.31% at 5 and 12, 99.27% at 15
-# and 20). Rows 3 and 4 fine-tune against the teacher's logits of the undistorted images, computed
-# once (row 3's CNN teacher pass is most of an MLP step); the CNN row keeps fresh logits on each
-# distorted batch, which its fine-tune needs to clear the paper (fresh: 99.61-99.65% in 3 runs;
-# cached: 99.58% on average over 13). MLP -> MLP clears the paper from epoch 10 of each stage.
-# Rows 1 and 3, and rows 2 and 4, share their teacher through the cache. See docs/results.md.
+# Table 1: each row's settings beyond the defaults, and the measurements behind them: docs/results.md
+# ("Why each row runs as it does").
 MLP_TEACHER = {"teacher_augment": False, "teacher_input_noise": 0.0}
 MLP_STUDENT = {"blind_epochs": 10, "finetune_epochs": 10, "finetune_lr": 1e-3}
 CACHED_FINETUNE = {"finetune_fresh_teacher": False}

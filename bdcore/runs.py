@@ -50,12 +50,12 @@ class RunsRoot:
         self.path = Path(path).expanduser()
 
     @classmethod
-    def default(cls) -> "RunsRoot":
+    def default(cls) -> RunsRoot:
         """``$BD_RUNS_DIR``, default ``./runs``."""
         return cls(os.environ.get("BD_RUNS_DIR", "runs"))
 
     @classmethod
-    def holding(cls, store_path: str | Path) -> "RunsRoot":
+    def holding(cls, store_path: str | Path) -> RunsRoot:
         """The runs folder of a run store file: the folder it lies in."""
         return cls(Path(store_path).parent)
 
@@ -63,10 +63,10 @@ class RunsRoot:
     def store_path(self) -> Path:
         return self.path / "runs.db"
 
-    def run(self, name: str) -> "RunDir":
+    def run(self, name: str) -> RunDir:
         return RunDir(self.path / name)
 
-    def run_folders(self) -> list["RunDir"]:
+    def run_folders(self) -> list[RunDir]:
         """Every run folder (one holding a config.json), newest name first."""
         if not self.path.is_dir():
             return []
@@ -97,7 +97,7 @@ class RunDir:
 
     @classmethod
     def create(cls, config: ExperimentConfig, root: RunsRoot | None = None,
-               name: str | None = None) -> "RunDir":
+               name: str | None = None) -> RunDir:
         """A new run folder holding config.json; named after the time and pair unless ``name``."""
         root = root or RunsRoot.default()
         if name is None:

@@ -3,7 +3,7 @@ one fine-tune stage per k ("finetune-k10", "finetune-kall"); checkpoints, metric
 ledger and the run store all carry these names."""
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 TEACHER = "teacher"
 BLIND = "blind"

@@ -12,11 +12,11 @@ import json
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Iterator
 
 from .config import ExperimentConfig
 from .errors import RunNotFoundError, RunStateError
@@ -95,7 +95,7 @@ class RunRecord:
     attempts: int = 0
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "RunRecord":
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
         data = dict(row)
         data["status"] = Status(data["status"])
         data["config"] = ExperimentConfig.from_dict(json.loads(data["config"]))
@@ -201,8 +201,8 @@ class RunStore:
         """Mark the oldest queued run running and return its id, if fewer than ``max_running``
         runs are running; None otherwise. One transaction, so two callers never claim one run."""
         with self._transaction() as db:
-            running = db.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (Status.RUNNING,)).fetchone()[0]
-            if running >= max_running:
+            running = db.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (Status.RUNNING,))
+            if running.fetchone()[0] >= max_running:
                 return None
             row = db.execute("SELECT id FROM runs WHERE status = ? ORDER BY created LIMIT 1",
                              (Status.QUEUED,)).fetchone()
@@ -267,10 +267,10 @@ class RunStore:
             db.execute("UPDATE runs SET progress = ?, stage = ?, updated = ?, heartbeat = ? WHERE id = ?",
                        (progress, report["stage"], now, now, run_id))
 
-    def mark_succeeded(self, run_id: str, final: dict, teacher_reused: bool = False) -> None:
-        """Index the run's final.json and close it."""
+    def mark_succeeded(self, run_id: str, final: dict) -> None:
+        """Index the run's final.json and close it (teacher reuse was set as it happened)."""
         self._set(run_id, status=Status.SUCCEEDED, progress=1.0, final=json.dumps(final),
-                  teacher_reused=int(teacher_reused), finished=time.time(), pid=None)
+                  finished=time.time(), pid=None)
 
     def mark_failed(self, run_id: str, error: str) -> None:
         self._set(run_id, status=Status.FAILED, error=error, finished=time.time(), pid=None)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -16,7 +17,7 @@ from .device import autocast_dtype
 from .stage_settings import StageSettings
 
 # Inference batch sizes: large on accelerators; small on CPU, where 256-image batches stay in
-# cache (10,000 MNIST images through the CNN: 0.7-1.1 s at 256 against 1.9-2.0 s at 4096).
+# cache (measured in docs/performance.md, "Inference batch size on CPU").
 EVAL_BATCH = {"cpu": 256}
 EVAL_BATCH_DEFAULT = 4096
 

@@ -59,7 +59,7 @@ def work(store: RunStore, run_id: str) -> Status:
     beat.start()
     try:
         result = run_experiment(config, store.root, on_epoch=on_epoch, on_event=on_event, run=run)
-        store.mark_succeeded(run_id, result.to_dict(), result.teacher_reused)
+        store.mark_succeeded(run_id, result.to_dict())
         return Status.SUCCEEDED
     except Cancelled:
         store.mark_cancelled(run_id, "cancelled; finished stages and epochs are kept, resume continues")

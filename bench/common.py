@@ -9,23 +9,22 @@ import platform
 import resource
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
+import torch
 
-from bdcore.config import ExperimentConfig  # noqa: E402
-from bdcore.data import PairedData  # noqa: E402
-from bdcore.device import device_name, resolve_device  # noqa: E402
-from bdcore.data import load_pair  # noqa: E402
-from bdcore.losses import distillation_loss  # noqa: E402
-from bdcore.models import build_model  # noqa: E402
-from bdcore.train import precision_context  # noqa: E402
+from bdcore.config import ExperimentConfig
+from bdcore.data import PairedData, load_pair
+from bdcore.device import device_name, resolve_device
+from bdcore.losses import distillation_loss
+from bdcore.models import build_model
+from bdcore.train import precision_context
 
 DEFAULTS = ExperimentConfig()  # the documented defaults: batch size, learning rates
 QUICK_LIMIT = 2048  # images per set in --quick mode
@@ -199,7 +198,7 @@ def format_table(figures: list[Figure]) -> str:
               "-" if f.met is None else ("yes" if f.met else "NO")) for f in figures]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     line = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
-                               for i, (c, w) in enumerate(zip(r, widths)))
+                               for i, (c, w) in enumerate(zip(r, widths, strict=True)))
     out = [line(rows[0]), "-" * (sum(widths) + 6)] + [line(r) for r in rows[1:]]
     return "\n".join(out)
 

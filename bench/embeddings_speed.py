@@ -25,10 +25,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bdcore.embeddings import ArrayCache, ExploreSession, ReduceParams, SampleSpec, embed  # noqa: E402
-from bdcore.embeddings.engine import sample_outputs, sample_set  # noqa: E402
-from bdcore.embeddings.reduce import prepare, reduce, tsne_impl_for, warm_up_umap  # noqa: E402
-from bdcore.runs import RunsRoot  # noqa: E402
+from bdcore.embeddings import ArrayCache, ExploreSession, ReduceParams, SampleSpec, embed
+from bdcore.embeddings.engine import sample_outputs, sample_set
+from bdcore.embeddings.reduce import prepare, reduce, tsne_impl_for, warm_up_umap
+from bdcore.runs import RunsRoot
 
 
 def load() -> str:
@@ -83,7 +83,7 @@ def compare(session: ExploreSession, n: int, params: ReduceParams) -> None:
     x = prepare(feats, params)
     for impl in ("sklearn", "opentsne"):
         before = load()
-        coords, wall, cpu = timed(lambda: reduce(feats, replace(params, tsne_impl=impl)))
+        coords, wall, cpu = timed(lambda impl=impl: reduce(feats, replace(params, tsne_impl=impl)))
         trust, knn = quality(x, coords, labels)
         print(f"  t-SNE {impl:9s} {n:6d} points: {wall:6.2f} s wall ({cpu:6.2f} s CPU)  "
               f"trustworthiness {trust:.4f}  kNN accuracy {knn:.4f}  load {before} -> {load()}", flush=True)
@@ -91,14 +91,16 @@ def compare(session: ExploreSession, n: int, params: ReduceParams) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, help="a finished run folder (default: the newest under $BD_RUNS_DIR)")
+    parser.add_argument("--run", type=Path,
+                        help="a finished run folder (default: the newest under $BD_RUNS_DIR)")
     parser.add_argument("--no-compare", action="store_true", help="skip the implementation comparison")
     args = parser.parse_args()
     import torch
 
     path = args.run or newest_run()
     (session, wall, _) = timed(lambda: ExploreSession(path))
-    print(f"run {path}\ncpu threads {torch.get_num_threads()}, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    print(f"run {path}\ncpu threads {torch.get_num_threads()}, "
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     print(f"data loaded and paired in {wall:.2f} s (not part of the figures below)")
     (_, wall, _) = timed(warm_up_umap)
     print(f"UMAP JIT warm-up (one-off, excluded below; the app runs it in a background thread): {wall:.2f} s")

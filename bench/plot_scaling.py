@@ -37,7 +37,8 @@ def panel(x0: float, title: str, xlabel: str, ylabel: str, series: list[tuple[st
            f'<rect x="{x0 + PAD_L}" y="{PAD_T}" width="{pw}" height="{ph}" fill="none" stroke="#888"/>']
     for i in range(6):
         v = y_hi * i / 5
-        out.append(f'<line x1="{x0 + PAD_L}" x2="{x0 + PAD_L + pw}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" stroke="#eee"/>')
+        out.append(f'<line x1="{x0 + PAD_L}" x2="{x0 + PAD_L + pw}" y1="{sy(v):.1f}" y2="{sy(v):.1f}" '
+                   f'stroke="#eee"/>')
         out.append(f'<text x="{x0 + PAD_L - 6}" y="{sy(v) + 4:.1f}" text-anchor="end">{v:,.4g}</text>')
     ticks = sorted(set(xs_all)) if log2_x else [x_hi * i / 4 for i in range(5)]
     for v in ticks:
@@ -51,9 +52,10 @@ def panel(x0: float, title: str, xlabel: str, ylabel: str, series: list[tuple[st
         out.append(f'<polyline points="{pts}" fill="none" stroke="#999" stroke-dasharray="4 3"/>')
     for k, (label, xs, ys) in enumerate(series):
         c = COLOURS[k % len(COLOURS)]
-        pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys))
+        pts = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in zip(xs, ys, strict=True))
         out.append(f'<polyline points="{pts}" fill="none" stroke="{c}" stroke-width="2"/>')
-        out += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3.5" fill="{c}"/>' for x, y in zip(xs, ys)]
+        out += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="3.5" fill="{c}"/>'
+                for x, y in zip(xs, ys, strict=True)]
         out.append(f'<text x="{x0 + PAD_L + 8}" y="{PAD_T + 16 + 15 * k}" fill="{c}">{label}</text>')
     return out
 

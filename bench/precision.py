@@ -6,11 +6,12 @@ loop (same seed, same data), and on a CPU whether torch's default thread count b
 from __future__ import annotations
 
 import torch
-from common import DEFAULTS, BareSteps, Context, Figure, standalone
 
 from bdcore.device import autocast_dtype
-from bdcore.stages import train_teacher
 from bdcore.stage_settings import StageSettings
+from bdcore.stages import train_teacher
+
+from common import DEFAULTS, BareSteps, Context, Figure, standalone
 
 ACC_TOLERANCE_PT = 0.3
 ACC_IMAGES = 20_000  # the accuracy check trains on this many MNIST images
@@ -40,7 +41,8 @@ def run(ctx: Context) -> list[Figure]:
     speedup = ms[(False, False)] / ms[(True, True)]
     figures.append(Figure(
         "bf16 + channels-last vs fp32 contiguous: CNN step speed-up", speedup, "x", "", None,
-        f"ms per step at batch {ctx.batch_size}: fp32 contiguous {ms[(False, False)]:.2f}, fp32 channels-last "
+        f"ms per step at batch {ctx.batch_size}: fp32 contiguous {ms[(False, False)]:.2f}, "
+        f"fp32 channels-last "
         f"{ms[(False, True)]:.2f}, bf16 contiguous {ms[(True, False)]:.2f}, bf16 channels-last "
         f"{ms[(True, True)]:.2f}" + ("" if bf16 else " (no native bf16 here: autocast stays off)")))
     mlp = step_ms(ctx, "mlp", False, False) / step_ms(ctx, "mlp", True, False)

@@ -12,20 +12,23 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
-from common import DEFAULTS, StopTiming, loadavg, make_context, sync
-from torch.profiler import ProfilerActivity, profile
 from teacher_cache import cached_loss
+from torch.profiler import ProfilerActivity, profile
 
 from bdcore.device import device_name
 from bdcore.stage_settings import StageSettings
 from bdcore.train import fit
 
+from common import DEFAULTS, StopTiming, loadavg, make_context, sync
+
 # operator name fragments -> the kind of work, first match wins
-KINDS = [("convolution", ("conv", "mkldnn_convolution")), ("linear (matmul)", ("addmm", "mm", "linear", "matmul")),
+KINDS = [("convolution", ("conv", "mkldnn_convolution")),
+         ("linear (matmul)", ("addmm", "mm", "linear", "matmul")),
          ("batch norm", ("batch_norm",)), ("pooling", ("pool",)), ("relu", ("relu", "threshold")),
          ("optimizer (AdamW)", ("adam", "_foreach", "lerp", "addcdiv", "sqrt")),
          ("loss (softmax, KL)", ("softmax", "kl_div", "xlogy", "exp", "log")),
-         ("batch gather (index)", ("index",)), ("dtype / layout copies", ("copy_", "to", "contiguous", "clone")),
+         ("batch gather (index)", ("index",)),
+         ("dtype / layout copies", ("copy_", "to", "contiguous", "clone")),
          ("zero_grad / fill", ("zero", "fill", "empty"))]
 
 
@@ -75,16 +78,20 @@ def main() -> None:
     for e in events:
         totals[kind(e.key)] += (e.self_device_time_total if ctx.cuda else e.self_cpu_time_total)
     all_us = sum(totals.values())
-    lines = [f"torch.profiler: {args.steps} blind-distillation steps of bdcore.train.fit, CNN student, batch {bs}, "
+    lines = [f"torch.profiler: {args.steps} blind-distillation steps of bdcore.train.fit, "
+             f"CNN student, batch {bs}, "
              f"cached teacher logits, bf16 autocast where native, channels-last",
-             f"device {device_name(ctx.device)}, torch {torch.__version__}, {dt.datetime.now():%Y-%m-%d %H:%M}, "
+             f"device {device_name(ctx.device)}, torch {torch.__version__}, "
+             f"{dt.datetime.now():%Y-%m-%d %H:%M}, "
              f"loadavg {load} -> {loadavg()}",
              f"wall {wall:.2f} s under the profiler, {wall / args.steps * 1e3:.2f} ms per step",
-             f"profiled op self time {all_us / 1e6:.2f} s ({'GPU' if ctx.cuda else 'CPU, summed over threads'})",
+             f"profiled op self time {all_us / 1e6:.2f} s "
+             f"({'GPU' if ctx.cuda else 'CPU, summed over threads'})",
              "", "Share of self time by kind of work:"]
     for k, us in sorted(totals.items(), key=lambda kv: -kv[1]):
         lines.append(f"  {k:<24} {us / 1e6:7.2f} s  {us / all_us:6.1%}")
-    lines += ["", f"Top operators by {sort}:", events.table(sort_by=sort, row_limit=25, max_name_column_width=48)]
+    lines += ["", f"Top operators by {sort}:",
+              events.table(sort_by=sort, row_limit=25, max_name_column_width=48)]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -44,7 +44,8 @@ def main() -> None:
         print(f"limit (BD_MAX_JOBS or GPUs or 1): {jobs.max_concurrent()}")
         print(f"peak running at once: {peak}")
         for r in records:
-            print(f"{r.id} {r.status:<9} waited {r.started - r.created:6.1f} s, ran {r.finished - r.started:5.1f} s, "
+            print(f"{r.id} {r.status:<9} waited {r.started - r.created:6.1f} s, "
+                  f"ran {r.finished - r.started:5.1f} s, "
                   f"teacher reused: {r.teacher_reused}")
         print(f"all {len(records)} finished: {sum(r.status == 'succeeded' for r in records)} succeeded, "
               f"total {total:.1f} s")

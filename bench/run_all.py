@@ -14,18 +14,28 @@ import time
 import traceback
 from pathlib import Path
 
-import torch
-from common import (Context, Figure, base_parser, environment, figures_json, format_markdown, format_table,
-                    loadavg, make_context, peak_rss_mb)
-
-import loop_efficiency
 import precision
 import scaling
 import teacher_cache
-import time_to_result
+import torch
 import versus_usual
 
 from bdcore.device import device_name
+
+import loop_efficiency
+import time_to_result
+from common import (
+    Context,
+    Figure,
+    base_parser,
+    environment,
+    figures_json,
+    format_markdown,
+    format_table,
+    loadavg,
+    make_context,
+    peak_rss_mb,
+)
 
 
 def memory_figures(ctx: Context) -> list[Figure]:
@@ -87,7 +97,8 @@ def main() -> int:
     if args.out:
         args.out = Path(args.out.replace("{device}", "gpu" if ctx.cuda else "cpu"))
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        report = {"command": " ".join(["python"] + sys.argv), "environment": env, "figures": figures_json(figures),
+        report = {"command": " ".join(["python"] + sys.argv), "environment": env,
+                  "figures": figures_json(figures),
                   "benchmarks": timings, "scaling": ctx.shared.get("scaling"), "quick": args.quick}
         args.out.write_text(json.dumps(report, indent=2) + "\n")
         args.out.with_suffix(".md").write_text(

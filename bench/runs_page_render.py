@@ -56,7 +56,8 @@ def main() -> None:
         times = []
         for _ in range(args.repeats):
             start = time.perf_counter()
-            at = AppTest.from_file(str(ROOT / "pages" / "2_Runs.py"), default_timeout=120).run()
+            at = (AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
+                  .run().switch_page("ui/runs.py").run())
             times.append(time.perf_counter() - start)
             assert not at.exception, at.exception
         print(f"runs in store: {len(records)}")

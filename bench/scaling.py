@@ -13,11 +13,12 @@ from __future__ import annotations
 import math
 
 import torch
-from common import DEFAULTS, Context, Figure, fit_seconds_per_step, standalone, timed
 from teacher_cache import cached_loss
 
 from bdcore.stage_settings import StageSettings
 from bdcore.train import accuracy, fit
+
+from common import DEFAULTS, Context, Figure, fit_seconds_per_step, standalone, timed
 
 BATCH_SIZES = (64, 128, 256, 512, 1024)
 
@@ -41,7 +42,8 @@ def epoch_seconds(ctx: Context, inputs: torch.Tensor, batch_size: int, eval_s: f
                      stage="blind", seed=1)[-1]
         return report.seconds, True
     per_step = fit_seconds_per_step(ctx, lambda hook: fit(ctx.model("cnn"), inputs, cached_loss(logits, hook),
-                                                          d.test_x, d.test_y, settings, stage="blind", seed=1),
+                                                          d.test_x, d.test_y, settings, stage="blind",
+                                                          seed=1),
                                     steps, warmup)
     return per_step * steps_per_epoch + eval_s, False
 
@@ -72,10 +74,12 @@ def run(ctx: Context) -> list[Figure]:
         check = (f"; the measured full epoch at {by_size[2]['images']} images was "
                  f"{ctx.shared['blind_epoch_cnn']['epoch_s']:.2f} s")
     best = max(by_batch, key=lambda p: p["images_per_s"])
-    default = next(p for p in by_batch if p["batch_size"] == ctx.batch_size) if ctx.batch_size in BATCH_SIZES else None
+    default = (next(p for p in by_batch if p["batch_size"] == ctx.batch_size)
+               if ctx.batch_size in BATCH_SIZES else None)
     return [
-        Figure("scaling with unlabeled-set size: s/image at largest / smallest", per_image[-1] / per_image[0], "x",
-               "", None, "epoch s at " + ", ".join(f"{p['images']:,} images: {p['epoch_s']:.2f}" for p in by_size)
+        Figure("scaling with unlabeled-set size: s/image at largest / smallest", per_image[-1] / per_image[0],
+               "x", "", None,
+               "epoch s at " + ", ".join(f"{p['images']:,} images: {p['epoch_s']:.2f}" for p in by_size)
                + f" ({how}, evaluation {eval_s:.2f} s){check}"),
         Figure("scaling with batch size: best img/s / img/s at the default batch",
                best["images_per_s"] / (default or by_batch[0])["images_per_s"], "x", "", None,

@@ -8,12 +8,13 @@ run) costs against a cached one, over a fixed number of steps.
 from __future__ import annotations
 
 import torch
-from common import DEFAULTS, Context, Figure, fit_seconds_per_step, standalone, timed
-from loop_efficiency import blind_epoch, frozen_teacher
 
 from bdcore.losses import distillation_loss
 from bdcore.stage_settings import StageSettings
 from bdcore.train import fit, predict_logits
+
+from common import DEFAULTS, Context, Figure, fit_seconds_per_step, standalone, timed
+from loop_efficiency import blind_epoch, frozen_teacher
 
 
 def fresh_loss(teacher, hook=None):
@@ -66,12 +67,14 @@ def run(ctx: Context) -> list[Figure]:
     cached_step = step_time(ctx, lambda hook: cached_loss(cached_logits, hook), False, steps)
     augmented_step = step_time(ctx, lambda hook: fresh_loss(teacher, hook), True, steps)
     saving = fresh - cached
+    payoff = "pays off within the first epoch" if saving > cache_s else "does not pay off in one epoch"
     return [
         Figure("teacher-logit caching: blind epoch speed-up (fresh / cached)", fresh / cached, "x", "", None,
                f"cached {cached:.2f} s, fresh teacher forward per batch {fresh:.2f} s, for {n} images; "
                f"the one caching pass takes {cache_s:.2f} s "
-               f"({'pays off within the first epoch' if saving > cache_s else 'does not pay off in one epoch'})"),
-        Figure("augmented step (affine + fresh logits) / cached step", augmented_step / cached_step, "x", "", None,
+               f"({payoff})"),
+        Figure("augmented step (affine + fresh logits) / cached step", augmented_step / cached_step,
+               "x", "", None,
                f"{augmented_step * 1e3:.2f} ms against {cached_step * 1e3:.2f} ms per step of batch "
                f"{ctx.batch_size}, {steps} steps each: what the fine-tune stage pays per step (the teacher "
                "stage pays the affine part)"),

@@ -62,8 +62,10 @@ def run_table1(device: str) -> dict:
 
 
 def row_text(row: dict) -> str:
-    measured = {"teacher": row["teacher_acc"], "blind": row["blind_acc"], "finetune": row["finetune_acc"]["all"]}
-    cells = ", ".join(f"{k} {measured[k]:.2%} ({row['paper'][k]:.2%})" for k in ("teacher", "blind", "finetune"))
+    measured = {"teacher": row["teacher_acc"], "blind": row["blind_acc"],
+                "finetune": row["finetune_acc"]["all"]}
+    cells = ", ".join(f"{k} {measured[k]:.2%} ({row['paper'][k]:.2%})"
+                      for k in ("teacher", "blind", "finetune"))
     stages = ", ".join(f"{k} {v:.1f}" for k, v in row["seconds"].items())
     return (f"{row['teacher'].upper()}->{row['student'].upper()} {sum(row['seconds'].values()):.0f} s "
             f"({stages}): {cells}")
@@ -77,10 +79,12 @@ def figures_from(result: dict, cuda: bool) -> list[Figure]:
         Figure("time to a result: reproduce table1, wall time", wall, "s",
                "" if cuda else f"< {CPU_TARGET_S} s", None if cuda else wall < CPU_TARGET_S,
                f"all {len(rows)} rows, fresh runs folder, device {rows[0]['device']}"),
-        Figure("time to a result: table1 rows at or above the paper", ok, "count", f"{len(rows)} of {len(rows)}",
+        Figure("time to a result: table1 rows at or above the paper", ok, "count",
+               f"{len(rows)} of {len(rows)}",
                ok == len(rows), "measured (paper): " + "; ".join(row_text(r) for r in rows)),
         Figure("time to a result: table1 CNN->CNN row, stage seconds", cnn_row, "s",
-               f"< {GPU_CNN_ROW_TARGET_S} s (H100)" if cuda else "", cnn_row < GPU_CNN_ROW_TARGET_S if cuda else None,
+               f"< {GPU_CNN_ROW_TARGET_S} s (H100)" if cuda else "",
+               cnn_row < GPU_CNN_ROW_TARGET_S if cuda else None,
                ", ".join(f"{k} {v:.1f}" for k, v in rows[0]["seconds"].items())),
         Figure("peak memory: RSS of the table1 run", result["peak_rss_mb"], "MB", "", None,
                "VmHWM of the child process, read by itself at the end"),

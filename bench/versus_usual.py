@@ -16,11 +16,12 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import DEFAULTS, QUICK_LIMIT, QUICK_TEST, Context, Figure, standalone, timed
 
 from bdcore.data import locate_dataset
-from bdcore.stages import train_teacher
 from bdcore.stage_settings import StageSettings
+from bdcore.stages import train_teacher
+
+from common import DEFAULTS, QUICK_LIMIT, QUICK_TEST, Context, Figure, standalone, timed
 
 TARGETS = {"cpu": {"mlp": 5.0, "cnn": 2.0}, "cuda": {"mlp": 10.0, "cnn": 10.0}}
 ACC_TOLERANCE_PT = 0.5  # "same accuracy": ours at most this far below the usual way
@@ -53,7 +54,8 @@ def usual_loaders(root: Path, ctx: Context, workers: int):
     train = datasets.MNIST(str(root), train=True, download=False, transform=transform)
     test = datasets.MNIST(str(root), train=False, download=False, transform=transform)
     if ctx.quick:
-        train, test = Subset(train, range(min(len(train), QUICK_LIMIT))), Subset(test, range(min(len(test), QUICK_TEST)))
+        train, test = (Subset(train, range(min(len(train), QUICK_LIMIT))),
+                       Subset(test, range(min(len(test), QUICK_TEST))))
     extra = {"num_workers": workers, "pin_memory": ctx.cuda}
     return (DataLoader(train, batch_size=ctx.batch_size, shuffle=True, **extra),
             DataLoader(test, batch_size=1000, shuffle=False, **extra))
@@ -86,16 +88,18 @@ def compare(ctx: Context, name: str, loaders) -> dict:
     # warm-up both paths on a slice (first-call kernel selection, allocator)
     torch.manual_seed(0)
     train_teacher(ctx.model(name), d.train_x[:4 * ctx.batch_size], d.train_y[:4 * ctx.batch_size],
-                  d.test_x[:256], d.test_y[:256], StageSettings(1, DEFAULTS.teacher_lr, ctx.batch_size), seed=0)
+                  d.test_x[:256], d.test_y[:256], StageSettings(1, DEFAULTS.teacher_lr, ctx.batch_size),
+                  seed=0)
     from torch.utils.data import DataLoader, Subset
 
     warm_loaders = [DataLoader(Subset(loader.dataset, range(min(size, len(loader.dataset)))),
                                batch_size=loader.batch_size)
-                    for loader, size in zip(loaders, (4 * ctx.batch_size, 256))]
+                    for loader, size in zip(loaders, (4 * ctx.batch_size, 256), strict=True)]
     usual_epoch(ctx.model(name).to(memory_format=torch.contiguous_format), *warm_loaders, ctx.device)
     torch.manual_seed(0)
     ours_model = ctx.model(name)
-    reports, ours_wall = timed(ctx.device, train_teacher, ours_model, d.train_x, d.train_y, d.test_x, d.test_y,
+    reports, ours_wall = timed(ctx.device, train_teacher, ours_model, d.train_x, d.train_y,
+                               d.test_x, d.test_y,
                                StageSettings(1, DEFAULTS.teacher_lr, ctx.batch_size), seed=0)
     torch.manual_seed(0)
     usual_model = ctx.model(name).to(memory_format=torch.contiguous_format)

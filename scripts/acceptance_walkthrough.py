@@ -32,7 +32,8 @@ def free_port() -> int:
 
 
 def start_server(port: int, env: dict) -> subprocess.Popen:
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py",
+                               "--server.port", str(port)],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(200):
         try:
@@ -74,12 +75,14 @@ def main() -> None:
         expect(page.get_by_text("Blind Distillation Explorer").first).to_be_visible(timeout=60_000)
         server.send_signal(signal.SIGINT)  # stop the server as Ctrl-C would
         server.wait(timeout=30)
-        print(f"server stopped {time.time() - launched:.1f} s after launch; run is {store.get(record.id).status}")
+        print(f"server stopped {time.time() - launched:.1f} s after launch; "
+              f"run is {store.get(record.id).status}")
         server = start_server(port, env)
         page.goto(f"{url}/Runs")
         expect(page.get_by_text("1 succeeded")).to_be_visible(timeout=1_800_000)
         finished = store.get(record.id)
-        print(f"classic run {finished.id}: {finished.status} in {finished.finished - finished.started:.0f} s; "
+        print(f"classic run {finished.id}: {finished.status} in "
+              f"{finished.finished - finished.started:.0f} s; "
               f"final {finished.final['teacher_acc']:.4f} / {finished.final['blind_acc']:.4f} / "
               f"{finished.final['finetune_acc']}")
         page.reload()
@@ -107,7 +110,8 @@ def main() -> None:
         resumed = store.get(second.id)
         print(f"second run reused the teacher: {store.get(second.id).teacher_reused}")
         print(f"resumed run {resumed.id}: {resumed.status}, attempts {resumed.attempts}, final keys "
-              f"{sorted(resumed.final)}; same as the first run's: {sorted(resumed.final) == sorted(finished.final)}")
+              f"{sorted(resumed.final)}; same as the first run's: "
+              f"{sorted(resumed.final) == sorted(finished.final)}")
         browser.close()
     server.send_signal(signal.SIGINT)
     server.wait(timeout=30)

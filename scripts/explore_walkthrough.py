@@ -20,17 +20,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.acceptance_walkthrough import free_port, start_server  # noqa: E402
+from scripts.acceptance_walkthrough import free_port, start_server
 
 
 def affinity_markdown(runs: Path) -> str:
     import numpy as np
 
-    from bdcore.embeddings import explorable_runs, open_session, set_outputs, softmax
+    from bdcore.embeddings import ExploreSession, explorable_runs, set_outputs, softmax
     from bdcore.embeddings.analysis import affinity, affinity_table
+    from bdcore.runs import RunsRoot
 
-    choice = explorable_runs(None, runs)[0]
-    session = open_session(choice.path, choice.run_id)
+    choice = explorable_runs(None, RunsRoot(runs))[0]
+    session = ExploreSession(choice.path, choice.run_id)
     probs = softmax(set_outputs(session, "teacher", "unlabeled")["logits"])
     labels = session.data.unlabeled_labels.numpy()
     groups = session.data.unlabeled_classes

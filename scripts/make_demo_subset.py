@@ -13,9 +13,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bdcore.data.idx import read_idx, write_idx  # noqa: E402
-from bdcore.data.idx_sets import IDX_SPECS  # noqa: E402
-from bdcore.data.sources import DEMO_DIR, find_file  # noqa: E402
+from bdcore.data.idx import read_idx, write_idx
+from bdcore.data.idx_sets import IDX_SPECS
+from bdcore.data.sources import DEMO_DIR, find_file
 
 PER_CLASS = {"train": 1000, "test": 200}
 

@@ -3,10 +3,11 @@ exception, shows what it should, and its buttons act on the run store."""
 from pathlib import Path
 
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from bdcore import jobs
-from bdcore.config import ExperimentConfig
+from bdcore.config import ExperimentConfig, field_help
 from bdcore.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -19,9 +20,10 @@ def no_workers(monkeypatch):
 
 
 def page(name: str) -> AppTest:
-    """A page run as the app runs it: app.py is the entrypoint, so page links resolve."""
+    """A page run as the app runs it, through app.py's st.navigation (so page links resolve).
+    AppTest finds a page of st.navigation only after a first run has registered them."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    return at if name == "app.py" else at.switch_page(name)
+    return at if name == "app.py" else at.run().switch_page(name)
 
 
 def by_label(widgets, label: str):
@@ -35,10 +37,26 @@ def finished_run(store: RunStore, **overrides) -> str:
             store.add_epoch(run_id, {"stage": stage, "epoch": epoch, "epochs": epochs,
                                      "train_loss": 1 / epoch, "test_acc": 0.9 + epoch / 100,
                                      "lr": 1e-3, "seconds": 1.0}, 0.5)
-    store.update(run_id, status="succeeded", progress=1.0, final={
-        "teacher_acc": 0.99, "blind_acc": 0.95, "finetune_acc": {"all": 0.995},
-        "seconds": {"teacher": 10.0, "blind": 20.0}})
+    store.mark_succeeded(run_id, {"teacher_acc": 0.99, "blind_acc": 0.95, "finetune_acc": {"all": 0.995},
+                                  "seconds": {"teacher": 10.0, "blind": 20.0}})
     return run_id
+
+
+def test_app_routes_to_the_five_pages_at_their_urls(isolated_env, monkeypatch):
+    routed = []
+    navigation = st.navigation
+    monkeypatch.setattr(st, "navigation", lambda pages, **kw: routed.append(pages) or navigation(pages, **kw))
+    at = page("app.py").run()
+    assert not at.exception
+    [pages] = routed
+    assert [p.title for p in pages] == ["Home", "Launch", "Runs", "Embeddings", "Unlabeled explorer"]
+    assert [p.url_path for p in pages] == ["", "Launch", "Runs", "Embeddings", "Unlabeled"]
+    assert "Set up your own run" in [link.value for link in at.get("page_link")]  # ui/launch.py resolved
+
+
+def test_only_app_py_sets_the_page_config():
+    assert (ROOT / "app.py").read_text().count("st.set_page_config(") == 1
+    assert [p.name for p in (ROOT / "ui").glob("*.py") if "set_page_config" in p.read_text()] == []
 
 
 def test_home_explains_and_launches_the_classic_run(tiny_data, no_workers):
@@ -59,7 +77,7 @@ def test_home_says_when_the_demo_subset_is_used(isolated_env, no_workers):
 
 
 def test_launch_page_previews_both_datasets_and_launches(tiny_data, no_workers):
-    at = page("pages/1_Launch.py").run()
+    at = page("ui/launch.py").run()
     assert not at.exception
     captions = " ".join(c.value for c in at.caption)
     assert str(tiny_data / "mnist") in captions and str(tiny_data / "fashion-mnist") in captions
@@ -73,7 +91,7 @@ def test_launch_page_previews_both_datasets_and_launches(tiny_data, no_workers):
 
 
 def test_launch_page_passes_the_distortion_settings_to_the_run(tiny_data, no_workers):
-    at = page("pages/1_Launch.py").run()
+    at = page("ui/launch.py").run()
     by_label(at.number_input, "teacher input noise").set_value(0.3)
     by_label(at.checkbox, "augment unlabeled images").check()
     by_label(at.number_input, "unlabeled distortion strength").set_value(2.5)
@@ -86,8 +104,15 @@ def test_launch_page_passes_the_distortion_settings_to_the_run(tiny_data, no_wor
             config.finetune_fresh_teacher) == (0.3, True, 2.5, False)
 
 
+def test_launch_page_help_is_the_config_fields_help(tiny_data, no_workers):
+    at = page("ui/launch.py").run()
+    assert by_label(at.number_input, "teacher input noise").help == field_help("teacher_input_noise")
+    assert by_label(at.checkbox, "augment unlabeled images").help == field_help("blind_augment")
+    assert by_label(at.selectbox, "teacher").help == field_help("teacher")
+
+
 def test_launch_page_refuses_bad_fields_with_a_message(tiny_data, no_workers):
-    at = page("pages/1_Launch.py").run()
+    at = page("ui/launch.py").run()
     at.text_input[0].set_value("ten")
     at.button[0].click().run()
     assert not at.exception
@@ -96,7 +121,7 @@ def test_launch_page_refuses_bad_fields_with_a_message(tiny_data, no_workers):
 
 
 def test_launch_page_explains_a_missing_dataset(isolated_env, no_workers):
-    at = page("pages/1_Launch.py").run()
+    at = page("ui/launch.py").run()
     at.selectbox(key="labeled_choice").set_value("kmnist").run()
     assert not at.exception
     assert any("dataset 'kmnist' was not found" in e.value for e in at.error)
@@ -106,7 +131,7 @@ def test_runs_page_shows_progress_curves_and_summary(tiny_data, no_workers):
     store = RunStore()
     finished_run(store)
     queued = store.add(ExperimentConfig(teacher="mlp", student="mlp"))
-    at = page("pages/2_Runs.py").run()
+    at = page("ui/runs.py").run()
     assert not at.exception
     assert len(at.dataframe) == 2  # live table and summary
     charts = at.get("plotly_chart")
@@ -118,6 +143,6 @@ def test_runs_page_shows_progress_curves_and_summary(tiny_data, no_workers):
 
 
 def test_runs_page_with_no_runs(isolated_env, no_workers):
-    at = page("pages/2_Runs.py").run()
+    at = page("ui/runs.py").run()
     assert not at.exception
     assert "No runs yet" in at.info[0].value

@@ -6,8 +6,9 @@ import json
 import pytest
 
 from bdcore.store import RunStore
+
 from embeddings_helpers import make_finished_run
-from test_app import page
+from test_app import ROOT, page
 
 
 @pytest.fixture
@@ -16,7 +17,7 @@ def tiny_run(tiny_data):
 
 
 def test_embeddings_page_draws_and_caches_the_joint_embedding(tiny_run):
-    at = page("pages/3_Embeddings.py").run()
+    at = page("ui/embeddings.py").run()
     assert not at.exception and not at.error
     [chart] = at.get("plotly_chart")
     assert any("computed: features" in c.value for c in at.caption)
@@ -31,7 +32,7 @@ def test_embeddings_page_draws_and_caches_the_joint_embedding(tiny_run):
 
 
 def test_embeddings_page_compares_teacher_and_student_and_recolours(tiny_run):
-    at = page("pages/3_Embeddings.py").run()
+    at = page("ui/embeddings.py").run()
     at.multiselect[0].set_value(["teacher", "blind"])
     at.button[0].click().run()  # Compute embedding
     assert not at.exception
@@ -42,22 +43,30 @@ def test_embeddings_page_compares_teacher_and_student_and_recolours(tiny_run):
 
 
 def test_embeddings_page_without_runs_says_so(isolated_env):
-    at = page("pages/3_Embeddings.py").run()
+    at = page("ui/embeddings.py").run()
     assert not at.exception
     assert "No run with a trained teacher" in at.info[0].value
+
+
+def test_embeddings_page_injects_the_hover_thumbnail_script(isolated_env):
+    script = (ROOT / "assets" / "hover_thumbnails.js").read_text()
+    assert "<script" not in script  # the file is the JavaScript alone; the page wraps it
+    at = page("ui/embeddings.py").run()
+    [frame] = at.get("iframe")
+    assert frame.proto.srcdoc == f"<script>\n{script}</script>"
 
 
 def test_embeddings_page_explains_a_run_whose_data_is_missing(tiny_run):
     _, path = tiny_run
     config = json.loads((path / "config.json").read_text())
     (path / "config.json").write_text(json.dumps({**config, "unlabeled": "kmnist"}))
-    at = page("pages/3_Embeddings.py").run()
+    at = page("ui/embeddings.py").run()
     assert not at.exception
     assert "data cannot be loaded" in at.error[0].value
 
 
 def test_unlabeled_page_shows_coverage_affinity_galleries_and_neighbours(tiny_run):
-    at = page("pages/4_Unlabeled.py").run()
+    at = page("ui/unlabeled.py").run()
     assert not at.exception and not at.error
     assert len(at.get("plotly_chart")) == 2  # coverage and affinity heatmap
     table = at.dataframe[0].value if len(at.dataframe) == 1 else at.dataframe[1].value
@@ -70,6 +79,6 @@ def test_unlabeled_page_shows_coverage_affinity_galleries_and_neighbours(tiny_ru
 
 
 def test_unlabeled_page_without_runs_says_so(isolated_env):
-    at = page("pages/4_Unlabeled.py").run()
+    at = page("ui/unlabeled.py").run()
     assert not at.exception
     assert "No run with a trained teacher" in at.info[0].value

@@ -65,8 +65,11 @@ def test_launch_a_tiny_run_and_watch_it_finish(app_url):
         page.goto(f"{app_url}/Launch", wait_until="domcontentloaded")
         expect(page.get_by_text("Launch a run")).to_be_visible(timeout=120_000)
         expect(page.get_by_role("img").first).to_be_visible(timeout=120_000)  # dataset previews
+        nav = page.get_by_test_id("stSidebarNav")  # app.py's st.navigation, in the sidebar
+        for title in ("Home", "Launch", "Runs", "Embeddings", "Unlabeled explorer"):
+            expect(nav.get_by_text(title, exact=True)).to_be_visible()
         for label, value in (("teacher epochs", "1"), ("blind epochs", "2"), ("fine-tune epochs", "1")):
-            box = page.get_by_label(label)
+            box = page.get_by_role("spinbutton", name=label)  # not its help button, labeled alike
             box.fill(value)
             box.press("Enter")
         page.get_by_role("combobox", name="teacher").click()

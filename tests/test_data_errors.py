@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from bdcore.data import (DATASETS, CorruptFileError, DatasetNotFoundError, load_dataset,
-                         locate_dataset)
+from bdcore.data import DATASETS, CorruptFileError, DatasetNotFoundError, load_dataset, locate_dataset
 from bdcore.data.idx import write_idx
+
 from conftest import IDX_NAMES, write_idx_dataset
 from test_data_sources import MNIST_FILES, _kind
-
 
 # --------------------------------------------------------------------------------------------
 # 3. Error paths of named IDX datasets
@@ -126,7 +125,7 @@ def test_emnist_letters_transposed_and_shifted(isolated_env):
     stored = np.zeros((26, 28, 28), dtype=np.uint8)
     stored[:, 0, :] = 200  # first stored *row* is bright ...
     stored[:, 5, 3] = 77  # ... and one asymmetric pixel
-    for split, stem in (("train", "train"), ("test", "test")):
+    for _split, stem in (("train", "train"), ("test", "test")):
         _write_split(folder, stored, np.arange(1, 27),
                      names=(f"emnist-letters-{stem}-images-idx3-ubyte",
                             f"emnist-letters-{stem}-labels-idx1-ubyte"))

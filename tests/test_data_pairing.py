@@ -248,5 +248,5 @@ def test_pairing_does_not_modify_inputs():
     unlabeled = _set(_random(4, 1, 28, 28, seed=9))
     before = [s.images.clone() for s in (train, test, unlabeled)]
     pair_datasets(train, test, unlabeled)
-    for s, b in zip((train, test, unlabeled), before):
+    for s, b in zip((train, test, unlabeled), before, strict=True):
         assert s.images.dtype == torch.uint8 and torch.equal(s.images, b)

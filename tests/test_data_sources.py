@@ -15,6 +15,7 @@ import torch
 from bdcore.data import CorruptFileError, DatasetNotFoundError, load_dataset, locate_dataset
 from bdcore.data.idx import read_idx, write_idx
 from bdcore.data.sources import DEMO_DIR, DOWNLOAD_TIMEOUT_S
+
 from conftest import IDX_NAMES, make_images, write_idx_dataset
 
 MNIST_FILES = [*IDX_NAMES["train"], *IDX_NAMES["test"]]

@@ -7,11 +7,22 @@ import pytest
 import torch
 
 from bdcore.data import load_dataset
-from bdcore.embeddings import (ExploreError, ExploreSession, ReduceParams, SampleSpec, draw_samples, embed,
-                               explorable_runs, forward_outputs, reduce, set_outputs)
+from bdcore.embeddings import (
+    ExploreError,
+    ExploreSession,
+    ReduceParams,
+    SampleSpec,
+    draw_samples,
+    embed,
+    explorable_runs,
+    forward_outputs,
+    reduce,
+    set_outputs,
+)
 from bdcore.embeddings.reduce import exact_knn, tsne_impl_for
 from bdcore.models import build_model
 from bdcore.store import RunStore
+
 from embeddings_helpers import make_finished_run
 
 FAST = ReduceParams(method="tsne", n_iter=50, perplexity=10)
@@ -76,7 +87,8 @@ def test_bad_params_are_refused_with_a_message():
 def test_exact_knn_starts_with_the_point_itself():
     x = np.random.default_rng(2).normal(size=(50, 4)).astype(np.float32)
     idx, dist = exact_knn(x, 5)
-    assert idx.shape == (50, 5) and (idx[:, 0] == np.arange(50)).all() and np.allclose(dist[:, 0], 0, atol=1e-3)
+    assert (idx.shape == (50, 5) and (idx[:, 0] == np.arange(50)).all()
+            and np.allclose(dist[:, 0], 0, atol=1e-3))
     assert (np.diff(dist, axis=1) >= -1e-6).all()
 
 

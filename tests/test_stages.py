@@ -4,12 +4,12 @@ import torch
 from torch import nn
 
 from bdcore import stages
+from bdcore.augment import Augmentation, add_input_noise, random_affine
 from bdcore.losses import finetune_loss
 from bdcore.models import build_model
-from bdcore.stages import blind_distill, finetune, stratified_subset, train_teacher
-from bdcore.augment import Augmentation, add_input_noise, random_affine
 from bdcore.stage_names import finetune_stage
 from bdcore.stage_settings import StageSettings
+from bdcore.stages import blind_distill, finetune, stratified_subset, train_teacher
 from bdcore.train import EpochState, fit
 
 

@@ -2,13 +2,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 import numpy as np
 import torch
 
 from .idx import CorruptFileError, read_idx
 from .imageset import ImageSet
-from .sources import (DEMO_DIR, SYSTEM_DIRS, Location, data_dir, download_timeout, find_file,
-                      not_found, offline)
+from .sources import (
+    DEMO_DIR,
+    SYSTEM_DIRS,
+    Location,
+    data_dir,
+    download_timeout,
+    find_file,
+    not_found,
+    offline,
+)
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                    "Sneaker", "Bag", "Ankle boot"]

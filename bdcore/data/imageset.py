@@ -31,7 +31,7 @@ class ImageSet:
         c, h, w = self.images.shape[1:]
         return int(c), int(h), int(w)
 
-    def subset(self, index: torch.Tensor) -> "ImageSet":
+    def subset(self, index: torch.Tensor) -> ImageSet:
         labels = None if self.labels is None else self.labels[index]
         return ImageSet(self.name, self.split, self.images[index], labels, self.classes,
                         self.source, self.demo_subset)

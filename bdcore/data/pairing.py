@@ -56,7 +56,7 @@ class PairedData:
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def to(self, device: torch.device) -> "PairedData":
+    def to(self, device: torch.device) -> PairedData:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return PairedData(move(self.train_x), move(self.train_y), move(self.test_x), move(self.test_y),
                           move(self.unlabeled_x), move(self.unlabeled_labels), self.classes,

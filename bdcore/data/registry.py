@@ -1,8 +1,8 @@
 """``DATASETS``: every dataset name mapped to the function that loads one split of it."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
-from typing import Callable
 
 from ..errors import ConfigError
 from .folder import load_folder

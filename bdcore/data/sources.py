@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..errors import UserError
 
@@ -64,7 +64,8 @@ def download_timeout(seconds: float = DOWNLOAD_TIMEOUT_S) -> Iterator[None]:
         socket.setdefaulttimeout(previous)
 
 
-def not_found(name: str, expected: list[str], searched: list[Path], download_note: str) -> DatasetNotFoundError:
+def not_found(name: str, expected: list[str], searched: list[Path],
+              download_note: str) -> DatasetNotFoundError:
     folders = "\n".join(f"  - {p}" for p in searched)
     return DatasetNotFoundError(
         f"dataset {name!r} was not found.\n"

@@ -2,7 +2,7 @@
 caught with a forward hook) and its logits, in large batches under inference mode."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -53,14 +53,15 @@ def embedding_frame(emb: Embedding, session: ExploreSession, temperature: float 
     frame["index"] = emb.index
     names = [data.unlabeled_classes[t] if u and 0 <= t < len(data.unlabeled_classes)
              else data.classes[t] if not u else UNKNOWN
-             for u, t in zip(emb.is_unlabeled, emb.true_label)]
+             for u, t in zip(emb.is_unlabeled, emb.true_label, strict=True)]
     frame["true_class"] = names
-    frame["group"] = [f"{d}: {n}" if n != UNKNOWN else d for d, n in zip(frame["dataset"], names)]
+    frame["group"] = [f"{d}: {n}" if n != UNKNOWN else d
+                      for d, n in zip(frame["dataset"], names, strict=True)]
     frame["predicted"] = [data.classes[i] for i in order[:, 0]]
     frame["confidence"] = top[:, 0]
     frame["entropy"] = entropy(probs)
-    frame["top3"] = ["<br>".join(f"{data.classes[c]}: {p:.3f}" for c, p in zip(o, t))
-                     for o, t in zip(order, top)]
+    frame["top3"] = ["<br>".join(f"{data.classes[c]}: {p:.3f}" for c, p in zip(o, t, strict=True))
+                     for o, t in zip(order, top, strict=True)]
     return frame
 
 

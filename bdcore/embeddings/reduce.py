@@ -4,8 +4,8 @@ reducer is seeded, so the same inputs and params give the same picture."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ class ReduceParams:
     def resolved_init(self) -> str:
         return INITS[self.method][0] if self.init == "auto" else self.init
 
-    def validate(self) -> "ReduceParams":
+    def validate(self) -> ReduceParams:
         problems = []
         if self.method not in REDUCERS:
             problems.append(f"method: choose one of {', '.join(REDUCERS)}")

@@ -41,7 +41,7 @@ def stratified_indices(labels: np.ndarray | None, total: int, n: int,
     for i in np.argsort(-(exact - take), kind="stable")[: n - take.sum()]:
         take[i] += 1
     picked = [rng.choice(np.flatnonzero(labels == c), size=min(k, m), replace=False)
-              for c, k, m in zip(classes, take, counts)]
+              for c, k, m in zip(classes, take, counts, strict=True)]
     return np.sort(np.concatenate(picked))
 
 

@@ -7,11 +7,11 @@ forward + backward + step of the same model, batch size and precision over pre-m
 Timing does not depend on the weights, so the teacher is an untrained CNN."""
 from __future__ import annotations
 
+from common import DEFAULTS, BareSteps, Context, Figure, standalone, timed
+
 from bdcore.stage_settings import StageSettings
 from bdcore.stages import blind_distill
 from bdcore.train import accuracy
-
-from common import DEFAULTS, BareSteps, Context, Figure, standalone, timed
 
 TARGET = 0.90
 

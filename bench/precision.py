@@ -6,12 +6,11 @@ loop (same seed, same data), and on a CPU whether torch's default thread count b
 from __future__ import annotations
 
 import torch
+from common import DEFAULTS, BareSteps, Context, Figure, standalone
 
 from bdcore.device import autocast_dtype
 from bdcore.stage_settings import StageSettings
 from bdcore.stages import train_teacher
-
-from common import DEFAULTS, BareSteps, Context, Figure, standalone
 
 ACC_TOLERANCE_PT = 0.3
 ACC_IMAGES = 20_000  # the accuracy check trains on this many MNIST images

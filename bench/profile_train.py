@@ -12,14 +12,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import torch
+from common import DEFAULTS, StopTiming, loadavg, make_context, sync
 from teacher_cache import cached_loss
 from torch.profiler import ProfilerActivity, profile
 
 from bdcore.device import device_name
 from bdcore.stage_settings import StageSettings
 from bdcore.train import fit
-
-from common import DEFAULTS, StopTiming, loadavg, make_context, sync
 
 # operator name fragments -> the kind of work, first match wins
 KINDS = [("convolution", ("conv", "mkldnn_convolution")),

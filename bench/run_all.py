@@ -14,16 +14,13 @@ import time
 import traceback
 from pathlib import Path
 
+import loop_efficiency
 import precision
 import scaling
 import teacher_cache
+import time_to_result
 import torch
 import versus_usual
-
-from bdcore.device import device_name
-
-import loop_efficiency
-import time_to_result
 from common import (
     Context,
     Figure,
@@ -36,6 +33,8 @@ from common import (
     make_context,
     peak_rss_mb,
 )
+
+from bdcore.device import device_name
 
 
 def memory_figures(ctx: Context) -> list[Figure]:

@@ -13,12 +13,11 @@ from __future__ import annotations
 import math
 
 import torch
+from common import DEFAULTS, Context, Figure, fit_seconds_per_step, standalone, timed
 from teacher_cache import cached_loss
 
 from bdcore.stage_settings import StageSettings
 from bdcore.train import accuracy, fit
-
-from common import DEFAULTS, Context, Figure, fit_seconds_per_step, standalone, timed
 
 BATCH_SIZES = (64, 128, 256, 512, 1024)
 

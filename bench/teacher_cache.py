@@ -8,13 +8,12 @@ run) costs against a cached one, over a fixed number of steps.
 from __future__ import annotations
 
 import torch
+from common import DEFAULTS, Context, Figure, fit_seconds_per_step, standalone, timed
+from loop_efficiency import blind_epoch, frozen_teacher
 
 from bdcore.losses import distillation_loss
 from bdcore.stage_settings import StageSettings
 from bdcore.train import fit, predict_logits
-
-from common import DEFAULTS, Context, Figure, fit_seconds_per_step, standalone, timed
-from loop_efficiency import blind_epoch, frozen_teacher
 
 
 def fresh_loss(teacher, hook=None):

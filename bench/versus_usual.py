@@ -16,12 +16,11 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import DEFAULTS, QUICK_LIMIT, QUICK_TEST, Context, Figure, standalone, timed
 
 from bdcore.data import locate_dataset
 from bdcore.stage_settings import StageSettings
 from bdcore.stages import train_teacher
-
-from common import DEFAULTS, QUICK_LIMIT, QUICK_TEST, Context, Figure, standalone, timed
 
 TARGETS = {"cpu": {"mlp": 5.0, "cnn": 2.0}, "cuda": {"mlp": 10.0, "cnn": 10.0}}
 ACC_TOLERANCE_PT = 0.5  # "same accuracy": ours at most this far below the usual way

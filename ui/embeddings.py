@@ -17,6 +17,7 @@ from bdcore.embeddings.figures import (
 )
 from bdcore.embeddings.reduce import INITS, TSNE_IMPLS
 from bdcore.errors import UserError
+from bdcore.stage_names import TEACHER
 from ui.resources import umap_warmed_up
 from ui.run_picker import pick_run
 
@@ -37,7 +38,7 @@ session = pick_run(st.container(), "embed_run",
 
 with st.form("embedding settings"):
     c1, c2, c3, c4 = st.columns(4)
-    roles = c1.multiselect("models (two: side by side)", session.roles, default=["teacher"], max_selections=2,
+    roles = c1.multiselect("models (two: side by side)", session.roles, default=[TEACHER], max_selections=2,
                            help="Teacher and a student embed the same samples, for comparison.")
     method = c2.selectbox("method", list(REDUCERS),
                           format_func=lambda m: {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}[m])

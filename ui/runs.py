@@ -4,7 +4,7 @@ import streamlit as st
 from bdcore import jobs
 from bdcore.errors import UserError
 from bdcore.reports import curves_figure, curves_frame, run_label, summary_frame
-from bdcore.store import RunRecord
+from bdcore.store import ACTIVE, RESUMABLE, RunRecord, Status
 from ui.resources import run_store
 
 st.title("Runs")
@@ -32,8 +32,7 @@ def live_runs() -> None:
                for c in table.columns if c.endswith("_acc")},
         },
     )
-    counts = {s: sum(r.status == s for r in records)
-              for s in ("running", "queued", "succeeded", "failed", "cancelled")}
+    counts = {s: sum(r.status == s for r in records) for s in Status}
     st.markdown(" · ".join(f"**{n} {s}**" for s, n in counts.items() if n)
                 + f" — refreshed every {REFRESH_S} s")
     st.session_state["records"] = records
@@ -47,12 +46,12 @@ def actions(records: list[RunRecord]) -> None:
     record = by_id[run_id]
     c1, c2, c3 = st.columns(3)
     try:
-        if c1.button("Cancel", disabled=record.status not in ("queued", "running")):
+        if c1.button("Cancel", disabled=record.status not in ACTIVE):
             st.toast(f"{record.id}: {jobs.cancel(store, record.id)}")
-        if c2.button("Resume", disabled=record.status not in ("failed", "cancelled")):
+        if c2.button("Resume", disabled=record.status not in RESUMABLE):
             jobs.resume(store, record.id)
             st.toast(f"{record.id}: queued to resume")
-        if c3.button("Delete", disabled=record.status in ("queued", "running")):
+        if c3.button("Delete", disabled=record.status in ACTIVE):
             jobs.delete(store, record.id)
             st.toast(f"{record.id}: deleted")
             st.rerun()

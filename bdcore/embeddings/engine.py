@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
+from ..stage_names import TEACHER
 from .cache import cache_key
 from .features import REPRESENTATIONS, Progress, forward_outputs
 from .reduce import ReduceParams, reduce
@@ -58,7 +59,7 @@ def sample_outputs(session: ExploreSession, role: str, samples: SampleSet,
     return forward_outputs(session.model(role), x, amp=session.config.amp, progress=progress)
 
 
-def embed(session: ExploreSession, role: str = "teacher", spec: SampleSpec = SampleSpec(),
+def embed(session: ExploreSession, role: str = TEACHER, spec: SampleSpec = SampleSpec(),
           params: ReduceParams = ReduceParams(), representation: str = "features",
           progress: Progress | None = None) -> Embedding:
     """The joint embedding of ``spec``'s samples in ``role``'s feature (or logit) space."""

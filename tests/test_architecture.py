@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 import pytest
-from test_cli import TINY_ARGS
 
 import bdcore.cli as cli
 from bdcore import jobs
@@ -17,6 +16,8 @@ from bdcore.stage_names import finetune_stage, run_stages, sort_stages, stage_ki
 from bdcore.store import RunStore, Status
 from bdcore.train import EpochReport
 from bdcore.worker import stage_progress
+
+from test_cli import TINY_ARGS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(teacher="mlp", student="mlp", teacher_epochs=1, blind_epochs=1, finetune_epochs=1,

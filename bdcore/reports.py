@@ -54,7 +54,8 @@ def curves_figure(frame: pd.DataFrame, records: list[RunRecord], metric: str = "
             for col, stage in enumerate(order, start=1):
                 if final.get("teacher_acc") is not None and stage != TEACHER:
                     fig.add_hline(y=final["teacher_acc"], line_dash="dash", line_color="grey",
-                                  row=1, col=col, annotation_text="teacher" if col == 2 else None)
+                                  row=1, col=col,  # one label: plotly writes "new text" for None
+                                  **({"annotation_text": "teacher"} if col == 2 else {}))
                 key = PAPER_COLUMN.get(stage)
                 if paper and key:
                     fig.add_hline(y=paper[key], line_dash="dot", line_color="firebrick", row=1, col=col,

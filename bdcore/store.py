@@ -163,10 +163,7 @@ class RunStore:
 
     def get(self, run_id: str) -> RunRecord:
         with self._db() as db:
-            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
-            raise RunNotFoundError(f"no run with id {run_id!r} (python -m bdcore jobs list shows them)")
-        return RunRecord.from_row(row)
+            return self._current(db, run_id)
 
     def list(self, statuses: tuple[Status, ...] = tuple(Status)) -> list[RunRecord]:
         marks = ",".join("?" * len(statuses))

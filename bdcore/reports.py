@@ -13,9 +13,9 @@ from .store import RunRecord
 PAPER_COLUMN = {TEACHER: "teacher", BLIND: "blind", finetune_stage(None): "finetune"}  # Table 1's columns
 
 
-def run_label(record: RunRecord) -> str:
-    c = record.config
-    return f"{record.id[-6:]} {c.labeled}<-{c.unlabeled} {c.teacher}->{c.student} T={c.temperature:g}"
+def run_label(run_id: str, c: ExperimentConfig) -> str:
+    """A run in one short line: the end of its id, its pair, its models and temperature."""
+    return f"{run_id[-6:]} {c.labeled}<-{c.unlabeled} {c.teacher}->{c.student} T={c.temperature:g}"
 
 
 def paper_reference(config: ExperimentConfig) -> dict[str, float] | None:
@@ -29,7 +29,7 @@ def paper_reference(config: ExperimentConfig) -> dict[str, float] | None:
 
 
 def curves_frame(epochs: list[dict], records: list[RunRecord]) -> pd.DataFrame:
-    labels = {r.id: run_label(r) for r in records}
+    labels = {r.id: run_label(r.id, r.config) for r in records}
     frame = pd.DataFrame(epochs, columns=["run_id", "stage", "epoch", "epochs", "train_loss",
                                           "test_acc", "lr", "seconds"])
     frame = frame[frame["run_id"].isin(labels)]

@@ -19,7 +19,7 @@ from bdcore.embeddings.reduce import INITS, TSNE_IMPLS
 from bdcore.errors import UserError
 from bdcore.stage_names import TEACHER
 from ui.resources import umap_warmed_up
-from ui.run_picker import pick_run
+from ui.run_picker import pick_run, soft_label_temperature
 
 HOVER_THUMBNAILS = Path(__file__).resolve().parents[1] / "assets" / "hover_thumbnails.js"
 MAX_THUMBNAILS = 5000  # each hover image is sent with the chart: about 1 KB a point
@@ -85,9 +85,7 @@ except UserError as err:
 
 c1, c2, c3, c4 = st.columns(4)
 colour_by = c1.selectbox("colour by", list(COLOUR_BY))
-temperature = c2.radio("soft labels at", list(dict.fromkeys([1.0, session.config.temperature])),
-                       horizontal=True,
-                       format_func=lambda t: f"T={t:g}" + (" (distillation)" if t != 1 else ""))
+temperature = soft_label_temperature(c2, session, horizontal=True)
 sets = c3.multiselect("show", ["labeled", "unlabeled"], default=["labeled", "unlabeled"])
 thumbs_on = c4.toggle("hover thumbnails", value=True)
 

@@ -6,6 +6,13 @@ from bdcore.embeddings import ExploreError, ExploreSession, checkpoint_stamps, e
 from ui.resources import explore_session, run_store
 
 
+def soft_label_temperature(where: DeltaGenerator, session: ExploreSession, horizontal: bool = False) -> float:
+    """T=1, or the run's distillation temperature: the soft labels the explorer pages show."""
+    return where.radio("soft labels at", list(dict.fromkeys([1.0, session.config.temperature])),
+                       horizontal=horizontal,
+                       format_func=lambda t: f"T={t:g}" + (" (distillation)" if t != 1 else ""))
+
+
 def pick_run(where: DeltaGenerator, key: str, empty_message: str) -> ExploreSession:
     """A run picker in ``where``; stops the page with a plain message when there is no run to
     explore or the chosen one cannot be opened."""

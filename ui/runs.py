@@ -42,7 +42,7 @@ def actions(records: list[RunRecord]) -> None:
     st.subheader("Actions")
     by_id = {r.id: r for r in records}
     run_id = st.selectbox("run", list(by_id),
-                          format_func=lambda i: f"{run_label(by_id[i])} [{by_id[i].status}]")
+                          format_func=lambda i: f"{run_label(i, by_id[i].config)} [{by_id[i].status}]")
     record = by_id[run_id]
     c1, c2, c3 = st.columns(3)
     try:
@@ -73,7 +73,7 @@ if records:
     @st.fragment(run_every=REFRESH_S)
     def live_curves() -> None:
         current = {r.id: r for r in store.list() if r.progress > 0}
-        labels = {run_label(r): r for r in current.values()}
+        labels = {run_label(r.id, r.config): r for r in current.values()}
         if "compare" not in st.session_state:
             st.session_state["compare"] = list(labels)[:3]
         st.session_state["compare"] = [c for c in st.session_state["compare"] if c in labels]

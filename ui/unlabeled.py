@@ -17,7 +17,7 @@ from bdcore.embeddings.analysis import (
 )
 from bdcore.embeddings.figures import affinity_figure, coverage_figure, soft_label_tile
 from bdcore.preview import image_grid
-from ui.run_picker import pick_run
+from ui.run_picker import pick_run, soft_label_temperature
 
 st.title("Unlabeled explorer")
 st.caption("Blind distillation teaches only through the teacher's soft labels on the unlabeled set: "
@@ -28,8 +28,7 @@ c1, c2, c3 = st.columns([3, 1, 1])
 session = pick_run(c1, "unl_run",
                    "No run with a trained teacher yet. Launch one from the Home or Launch page.")
 role = c2.selectbox("model", session.roles)
-temperature = c3.radio("soft labels at", list(dict.fromkeys([1.0, session.config.temperature])),
-                       format_func=lambda t: f"T={t:g}" + (" (distillation)" if t != 1 else ""))
+temperature = soft_label_temperature(c3, session)
 data, config = session.data, session.config
 classes, unl_classes = data.classes, data.unlabeled_classes
 

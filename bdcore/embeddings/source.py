@@ -12,10 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..config import ExperimentConfig
 from ..data import PairedData, load_pair
 from ..errors import UserError
 from ..models import build_model
+from ..reports import run_label
 from ..runs import RunDir, RunsRoot, load_weights
 from ..stage_names import TEACHER
 from ..store import RunStore
@@ -35,11 +35,6 @@ class RunChoice:
     roles: list[str] = field(default_factory=list)
 
 
-def _label(run_id: str, config: ExperimentConfig) -> str:
-    return (f"{run_id[-6:]} {config.labeled}<-{config.unlabeled} "
-            f"{config.teacher}->{config.student} T={config.temperature:g}")
-
-
 def explorable_runs(store: RunStore | None = None, root: RunsRoot | None = None) -> list[RunChoice]:
     """Every run whose teacher checkpoint exists: the store's runs (newest first), then run
     folders under the runs root that the store does not list (e.g. made by `python -m bdcore run`)."""
@@ -48,7 +43,7 @@ def explorable_runs(store: RunStore | None = None, root: RunsRoot | None = None)
     for record in (store.list() if store is not None else []):
         run = RunDir(record.run_dir) if record.run_dir else None
         if run is not None and run.checkpoint(TEACHER).exists():
-            choices.append(RunChoice(record.id, f"{_label(record.id, record.config)} [{record.status}]",
+            choices.append(RunChoice(record.id, f"{run_label(record.id, record.config)} [{record.status}]",
                                      run.path, record.status, run.checkpoint_stages()))
             seen.add(run.path.resolve())
     for run in root.run_folders():
@@ -59,7 +54,7 @@ def explorable_runs(store: RunStore | None = None, root: RunsRoot | None = None)
         except (ValueError, TypeError, json.JSONDecodeError):
             continue
         status = "finished" if run.final_path.exists() else "unfinished"
-        choices.append(RunChoice(run.path.name, f"{_label(run.path.name, config)} [{status}, folder]",
+        choices.append(RunChoice(run.path.name, f"{run_label(run.path.name, config)} [{status}, folder]",
                                  run.path, status, run.checkpoint_stages()))
     return choices
 

@@ -15,7 +15,6 @@ from pathlib import Path
 import torch
 
 from .config import ExperimentConfig
-from .errors import RunStateError
 from .runs import RunDir
 from .store import RunStore, Status
 
@@ -110,13 +109,9 @@ def submit(store: RunStore, config: ExperimentConfig, start: bool = True) -> str
 
 def cancel(store: RunStore, run_id: str) -> str:
     """Cancel a queued run at once, or ask a running worker to stop (it keeps what it finished)."""
-    record = store.get(run_id)
+    record = store.cancel(run_id)
     if record.status == Status.QUEUED:
-        store.cancel_queued(run_id)
         return "cancelled"
-    if record.status != Status.RUNNING:
-        raise RunStateError(f"run {run_id} is {record.status}; only queued or running runs can be cancelled")
-    store.request_cancel(run_id)
     if process_alive(record.pid, run_id):
         os.kill(record.pid, signal.SIGTERM)
     return "cancelling"

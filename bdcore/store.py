@@ -216,13 +216,19 @@ class RunStore:
         self._transition(run_id, RESUMABLE, "resumed", status=Status.QUEUED, error=None, finished=None,
                          cancel_requested=0)
 
-    def cancel_queued(self, run_id: str) -> None:
-        self._transition(run_id, (Status.QUEUED,), "cancelled at once", status=Status.CANCELLED,
-                         finished=time.time())
-
-    def request_cancel(self, run_id: str) -> None:
-        """Ask a running worker to stop; it marks the run cancelled itself."""
-        self._transition(run_id, (Status.RUNNING,), "asked to stop", cancel_requested=1)
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a queued run at once, or ask a running run's worker to stop (it marks the run
+        cancelled itself). Returns the run as it was, so a caller can signal its worker."""
+        with self._transaction() as db:
+            record = self._current(db, run_id)
+            if record.status == Status.QUEUED:
+                self._update(db, run_id, {"status": Status.CANCELLED, "finished": time.time()})
+            elif record.status == Status.RUNNING:
+                self._update(db, run_id, {"cancel_requested": 1})
+            else:
+                raise RunStateError(f"run {run_id} is {record.status}; only queued or running runs "
+                                    "can be cancelled")
+        return record
 
     def delete(self, run_id: str) -> RunRecord:
         """Remove a run that is not active; returns what it was."""

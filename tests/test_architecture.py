@@ -127,10 +127,14 @@ def test_the_store_owns_status_transitions(isolated_env):
         store.requeue(first)
     with pytest.raises(RunStateError, match="cancel it before deleting"):
         store.delete(first)
-    store.request_cancel(first)
+    store.cancel(first)  # running: its worker is asked to stop
+    assert store.get(first).status is Status.RUNNING
     assert store.beat(first) is True  # the worker's heartbeat learns of the cancel
     store.mark_cancelled(first, "stopped")
-    store.cancel_queued(second)
+    store.cancel(second)  # queued: cancelled at once
+    assert store.get(second).status is Status.CANCELLED
+    with pytest.raises(RunStateError, match="only queued or running runs can be cancelled"):
+        store.cancel(second)
     store.requeue(first)
     assert store.get(first).status is Status.QUEUED and store.get(first).error is None
     assert store.claim_next(max_running=1) == first

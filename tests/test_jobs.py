@@ -44,7 +44,7 @@ def test_store_survives_a_restart_and_migrates_once(isolated_env):
     assert again.epochs([run_id])[0]["test_acc"] == 0.9
     with sqlite3.connect(again.path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    again.cancel_queued(run_id)  # an active run cannot be deleted
+    again.cancel(run_id)  # an active run cannot be deleted
     again.delete(run_id)
     assert again.epochs([run_id]) == []  # cascade
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 from tqdm import tqdm
 
@@ -104,6 +105,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     progress = ProgressBar(enabled=not args.json)
+    start = time.perf_counter()
     try:
         rows = run_table(args.table, seed=args.seed, device=args.device, root=_runs_root(args),
                          on_epoch=progress.epoch, on_event=progress.event,
@@ -113,7 +115,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([r.to_dict() for r in rows]))
     else:
-        print(TABLES[args.table].format(rows))
+        print(TABLES[args.table].format(rows, time.perf_counter() - start))
     return 0
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from . import jobs
@@ -40,7 +41,13 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    print(jobs.submit(_store(args), config_from_args(args)))  # the store validates the config
+    store = _store(args)
+    submitted = jobs.submit(store, config_from_args(args), force=args.force)  # the store validates it
+    if submitted.shared:
+        status = store.get(submitted.run_id).status
+        print(f"run {submitted.run_id} ({status}) has these very settings: it is shared, not queued "
+              "again (--force or another --seed queues a new run)", file=sys.stderr)
+    print(submitted.run_id)
     return 0
 
 
@@ -93,8 +100,13 @@ def add_jobs_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON list for scripts")
     p.set_defaults(func=cmd_list)
 
-    p = commands.add_parser("submit", help="queue a run (same options as `run`); prints its id")
+    p = commands.add_parser("submit", help="queue a run (same options as `run`); prints its id",
+                            description="Queue a run and print its id. A queued, running or succeeded "
+                                        "run with the very same settings is shared instead: its id is "
+                                        "printed and nothing is trained twice.")
     add_config_options(p)
+    p.add_argument("--force", action="store_true",
+                   help="queue a new run even if one with the same settings exists")
     p.set_defaults(func=cmd_submit)
 
     for name, func, text in (

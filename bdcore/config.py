@@ -91,8 +91,9 @@ class ExperimentConfig:
     seed: int = _field(0, "random seed; the same seed on the same device repeats a run")
     device: str = _field("auto", f"training device: {', '.join(DEVICES)} (auto: CUDA, then MPS, then CPU)")
     amp: bool = _field(True, "bf16 mixed precision where the device runs it natively")
-    compile: bool = _field(False, "torch.compile the model of each stage (worth it on a GPU for long "
-                           "runs only)")
+    compile: bool = _field(False, "torch.compile the model of each stage; on CUDA as CUDA graphs (mode "
+                           "reduce-overhead, every batch the same size: each epoch drops its last "
+                           "partial batch). Worth it on a GPU only")
 
     def __post_init__(self) -> None:
         self.finetune_ks = [_normal_k(k) for k in self.finetune_ks]

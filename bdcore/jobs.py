@@ -1,33 +1,29 @@
 """Background jobs: each run trains in its own OS process, in its own session, so a browser
 refresh or a restart of the app does not stop it. There is no daemon: whoever touches the queue
-(submit, a finishing worker, the app's Runs page, `jobs list`) calls ``schedule``, which marks
+(submit, a finishing worker, the app every HOUSEKEEPING_S, `jobs list`) calls ``schedule``, which marks
 dead workers failed and starts queued runs while slots are free."""
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from .config import ExperimentConfig
+from .placement import max_concurrent, pick_gpu, worker_env
 from .runs import RunDir
 from .store import RunStore, Status
 
 HEARTBEAT_S = 2.0  # a worker writes its heartbeat this often
 STALE_AFTER_S = 30.0  # a running worker silent this long is hung: it is stopped and marked failed
+HOUSEKEEPING_S = 10.0  # how often the app reaps dead workers and starts queued runs
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def max_concurrent() -> int:
-    """``$BD_MAX_JOBS``, else one job per GPU, else one CPU job at a time."""
-    if os.environ.get("BD_MAX_JOBS"):
-        return max(1, int(os.environ["BD_MAX_JOBS"]))
-    return max(1, torch.cuda.device_count())
 
 
 def process_alive(pid: int | None, run_id: str) -> bool:
@@ -72,39 +68,74 @@ def reap(store: RunStore) -> list[str]:
     return dead
 
 
-def _spawn(store: RunStore, run_id: str) -> int:
+def _spawn(store: RunStore, run_id: str, gpu: int | None) -> int:
     log = store.root.worker_log(run_id)
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "bdcore.worker", run_id, "--store", str(store.path)],
-            cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)
+            cwd=PROJECT_ROOT, env=worker_env(gpu), stdout=out, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True)
     return process.pid
 
 
+def _gpu_for(store: RunStore, run_id: str) -> int | None:
+    """A GPU slot for a run that lets the machine choose its device ("auto" or "cuda"); a run
+    that names its device (cpu, cuda:N) is left to it."""
+    if store.get(run_id).config.device not in ("auto", "cuda"):
+        return None
+    return pick_gpu(store.gpus_in_use())
+
+
 def schedule(store: RunStore) -> list[str]:
-    """Reap dead workers, then start queued runs (oldest first) while slots are free."""
+    """Reap dead workers, then start queued runs (oldest first) while slots are free, each on the
+    least busy GPU when there are GPUs."""
     reap(store)
     started = []
     while (run_id := store.claim_next(max_concurrent())) is not None:
+        gpu = _gpu_for(store, run_id)
         try:
-            pid = _spawn(store, run_id)
+            pid = _spawn(store, run_id, gpu)
         except OSError as err:
             store.mark_failed(run_id, f"could not start a worker: {err}")
             continue
-        store.set_worker(run_id, pid)
+        store.set_worker(run_id, pid, gpu)
         started.append(run_id)
     return started
 
 
-def submit(store: RunStore, config: ExperimentConfig, start: bool = True) -> str:
-    """Queue a run (ConfigError if its config is invalid) and start it if a slot is free.
-    Returns the run id."""
-    run_id = store.add(config)
-    if start:
+class Housekeeper:
+    """``schedule`` at most once every ``every_s`` seconds, however many pages and sessions ask:
+    the app's share of keeping the queue moving (workers and ``submit`` schedule on their own)."""
+
+    def __init__(self, store: RunStore, every_s: float = HOUSEKEEPING_S):
+        self.store, self.every_s = store, every_s
+        self._lock = threading.Lock()
+        self._last = -math.inf
+
+    def tick(self) -> list[str]:
+        """Started run ids, or [] when the last schedule was too recent."""
+        with self._lock:
+            if time.monotonic() - self._last < self.every_s:
+                return []
+            self._last = time.monotonic()
+        return schedule(self.store)
+
+
+@dataclass(frozen=True)
+class Submission:
+    run_id: str
+    shared: bool  # True: an earlier queued, running or succeeded run with this very config
+
+
+def submit(store: RunStore, config: ExperimentConfig, start: bool = True, force: bool = False) -> Submission:
+    """Queue a run (ConfigError if its config is invalid) and start it if a slot is free. A run
+    with the same config that is queued, running or succeeded is shared instead of trained twice,
+    unless ``force``: another seed or ``force`` gives a run of its own."""
+    run_id, shared = (store.add(config), False) if force else store.add_or_share(config)
+    if start and not shared:
         schedule(store)
-    return run_id
+    return Submission(run_id, shared)
 
 
 def cancel(store: RunStore, run_id: str) -> str:

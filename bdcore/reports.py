@@ -80,3 +80,24 @@ def summary_frame(records: list[RunRecord]) -> pd.DataFrame:
         row["seconds"] = round(sum((final.get("seconds") or {}).values()), 1) if final else None
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _percent(value: float | None) -> str:
+    return "" if value is None else f"{value:.2%}"
+
+
+def runs_table(records: list[RunRecord]) -> pd.DataFrame:
+    """The Runs page's live table: one short row per run, accuracies as text ("" until known) so
+    that it fits a page; ``summary_frame`` has every field, for the CSV."""
+    ks = list(dict.fromkeys(k for r in records for k in (r.final or {}).get("finetune_acc") or {}))
+    rows = []
+    for r in records:
+        final = r.final or {}
+        tuned = final.get("finetune_acc") or {}
+        rows.append({"run": run_label(r.id, r.config), "status": str(r.status), "progress": r.progress,
+                     "stage": r.stage or "", "teacher": _percent(final.get("teacher_acc")),
+                     "blind": _percent(final.get("blind_acc")),
+                     **{f"fine-tune k={k}": _percent(tuned.get(k)) for k in ks},
+                     "seconds": f"{sum(final['seconds'].values()):.0f}" if final.get("seconds") else "",
+                     "note": r.error or r.message or ""})
+    return pd.DataFrame(rows)

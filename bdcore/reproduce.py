@@ -50,7 +50,7 @@ class Table:
     base: ExperimentConfig
     rows: list[RowSpec]
 
-    def format(self, results: list[RowResult]) -> str:
+    def format(self, results: list[RowResult], wall_seconds: float | None = None) -> str:
         lines = [self.title, "",
                  f"{'teacher -> student':<20}{'teacher':>18}{'blind':>18}{'fine-tune (all)':>20}"
                  f"{'seconds':>10}  ok", "-" * 92]
@@ -60,6 +60,9 @@ class Table:
                          f"{cells[2]:>20}{sum(r.result.seconds.values()):>10.0f}  "
                          f"{'yes' if r.meets_paper else 'NO'}")
         lines += ["", "measured (paper); 'ok' = every figure matches or beats the paper"]
+        if wall_seconds is not None:
+            lines.append(f"wall time {wall_seconds:.0f} s for the whole table, teacher cache included "
+                         f"({len(results)} rows; docs/results.md lists earlier runs and their machines)")
         return "\n".join(lines)
 
 

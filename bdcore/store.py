@@ -33,6 +33,18 @@ class Status(StrEnum):
 
 ACTIVE = (Status.QUEUED, Status.RUNNING)
 RESUMABLE = (Status.FAILED, Status.CANCELLED)
+SHAREABLE = (Status.QUEUED, Status.RUNNING, Status.SUCCEEDED)  # a new request for the same config joins these
+
+
+def _same_config(stored: str, wanted: str) -> bool:
+    """Whether a stored config is ``wanted`` (canonical JSON), read as today's code reads it: runs
+    saved before a field existed count with the value they used."""
+    if stored == wanted:
+        return True
+    try:
+        return ExperimentConfig.from_dict(json.loads(stored)).to_json() == wanted
+    except (ValueError, TypeError):  # a config this version cannot read is nobody's twin
+        return False
 
 # Each entry upgrades the schema by one version; never edit a released entry, append a new one.
 MIGRATIONS = [
@@ -70,6 +82,7 @@ MIGRATIONS = [
         PRIMARY KEY (run_id, stage, epoch)
     );
     """,
+    "ALTER TABLE runs ADD COLUMN gpu INTEGER",  # the GPU a running run was pinned to
 ]
 
 
@@ -93,6 +106,7 @@ class RunRecord:
     teacher_reused: bool = False
     cancel_requested: bool = False
     attempts: int = 0
+    gpu: int | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RunRecord:
@@ -112,7 +126,7 @@ class RunRecord:
                 "teacher": self.config.teacher, "student": self.config.student,
                 "teacher_acc": final.get("teacher_acc"), "blind_acc": final.get("blind_acc"),
                 "finetune_acc": final.get("finetune_acc"), "teacher_reused": self.teacher_reused,
-                "error": self.error, "run_dir": self.run_dir, "created": self.created}
+                "error": self.error, "run_dir": self.run_dir, "created": self.created, "gpu": self.gpu}
 
 
 class RunStore:
@@ -151,9 +165,22 @@ class RunStore:
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            db.executescript(f"BEGIN IMMEDIATE; {script}; PRAGMA user_version={number}; COMMIT;")
+        """Bring the schema up to date. The version is read inside the write lock: processes that
+        open a new store at once migrate it once, one after another."""
+        if db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+            return
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={number}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
 
     def schema_version(self) -> int:
         with self._db() as db:
@@ -172,6 +199,15 @@ class RunStore:
                               [str(s) for s in statuses]).fetchall()
         return [RunRecord.from_row(r) for r in rows]
 
+    def change_stamp(self) -> tuple:
+        """Changes whenever a run is added, removed or changes (an epoch, a status, a message), not
+        on heartbeats: one aggregate query, for pages that redraw only when something changed.
+        The last item is the number of queued and running runs."""
+        with self._db() as db:
+            return tuple(db.execute(
+                f"SELECT COUNT(*), MAX(updated), TOTAL(status IN ({','.join('?' * len(ACTIVE))})) FROM runs",
+                [str(s) for s in ACTIVE]).fetchone())
+
     def epochs(self, run_ids: list[str] | None = None) -> list[dict]:
         with self._db() as db:
             if run_ids is None:
@@ -187,12 +223,22 @@ class RunStore:
     def add(self, config: ExperimentConfig) -> str:
         """Queue a run (its config validated here); returns its id."""
         config.validate()
-        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
-        now = time.time()
         with self._transaction() as db:
-            db.execute("INSERT INTO runs (id, created, updated, status, config) VALUES (?,?,?,?,?)",
-                       (run_id, now, now, Status.QUEUED, config.to_json()))
-        return run_id
+            return self._insert(db, config)
+
+    def add_or_share(self, config: ExperimentConfig) -> tuple[str, bool]:
+        """The newest queued, running or succeeded run whose config equals ``config``, or a new
+        queued run; returns (run id, shared). One transaction, so many callers at once share one run."""
+        config.validate()
+        wanted = config.to_json()
+        with self._transaction() as db:
+            marks = ",".join("?" * len(SHAREABLE))
+            rows = db.execute(f"SELECT id, config FROM runs WHERE status IN ({marks}) ORDER BY created DESC",
+                              [str(s) for s in SHAREABLE]).fetchall()
+            for row in rows:
+                if _same_config(row["config"], wanted):
+                    return row["id"], True
+            return self._insert(db, config), False
 
     def claim_next(self, max_running: int) -> str | None:
         """Mark the oldest queued run running and return its id, if fewer than ``max_running``
@@ -241,8 +287,15 @@ class RunStore:
 
     # the worker's reports
 
-    def set_worker(self, run_id: str, pid: int) -> None:
-        self._set(run_id, pid=pid)
+    def set_worker(self, run_id: str, pid: int, gpu: int | None = None) -> None:
+        self._set(run_id, pid=pid, gpu=gpu)
+
+    def gpus_in_use(self) -> list[int]:
+        """The GPU of each running run that was pinned to one."""
+        with self._db() as db:
+            rows = db.execute("SELECT gpu FROM runs WHERE status = ? AND gpu IS NOT NULL",
+                              (Status.RUNNING,)).fetchall()
+        return [r[0] for r in rows]
 
     def set_run_dir(self, run_id: str, path: Path) -> None:
         self._set(run_id, run_dir=str(path))
@@ -282,6 +335,14 @@ class RunStore:
         self._set(run_id, status=Status.CANCELLED, message=message, finished=time.time(), pid=None)
 
     # helpers
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, config: ExperimentConfig) -> str:
+        run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+        now = time.time()
+        db.execute("INSERT INTO runs (id, created, updated, status, config) VALUES (?,?,?,?,?)",
+                   (run_id, now, now, Status.QUEUED, config.to_json()))
+        return run_id
 
     @staticmethod
     def _current(db: sqlite3.Connection, run_id: str) -> RunRecord:

@@ -103,6 +103,15 @@ def generator_device(device: torch.device) -> torch.device:
     return device if device.type == "cuda" else torch.device("cpu")
 
 
+def steps_in_epoch(n: int, batch_size: int, same_size: bool = False) -> int:
+    """Batches in an epoch of ``n`` images. CUDA graphs replay one recorded step, so a graphed
+    stage needs every batch the same size (``same_size``): its epochs drop their last partial
+    batch, a different one each epoch since each epoch draws a new permutation."""
+    if same_size and n >= batch_size:
+        return n // batch_size
+    return -(-n // batch_size)
+
+
 class Checkpointer(Protocol):
     """Saves a stage after each epoch and restores it on resume (see bdcore.runs.StageCheckpointer)."""
 
@@ -122,11 +131,15 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
     device = inputs.device
     generator = torch.Generator(generator_device(device)).manual_seed(seed)
     n, bs = len(inputs), settings.batch_size
-    steps_per_epoch = -(-n // bs)
+    graphed = settings.compile and device.type == "cuda"
+    steps_per_epoch = steps_in_epoch(n, bs, same_size=graphed)
+    seen = min(n, steps_per_epoch * bs)
     # fused: one kernel per step on CUDA instead of one per parameter group operation
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0,
                             fused=device.type == "cuda")
-    step_model = torch.compile(model) if settings.compile else model
+    # reduce-overhead: CUDA graphs, for small models whose steps are launch-bound on a GPU
+    step_model = torch.compile(model, mode="reduce-overhead" if graphed else "default") \
+        if settings.compile else model
     sched = _scheduler(opt, settings, steps_per_epoch * settings.epochs)
     state = EpochState(model, opt, sched, generator)
     augmentation = AUGMENT.scaled(settings.augment_strength)
@@ -152,7 +165,7 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
             sched.step()
             total += loss.detach() * len(index)
         lr = opt.param_groups[0]["lr"]
-        report = EpochReport(stage, epoch, settings.epochs, total.item() / n,
+        report = EpochReport(stage, epoch, settings.epochs, total.item() / seen,
                              accuracy(model, test_x, test_y, amp), lr, time.perf_counter() - start)
         reports.append(report)
         if on_epoch is not None:

@@ -31,7 +31,8 @@ def main() -> None:
         config = dict(teacher="mlp", student="mlp", teacher_epochs=2, blind_epochs=2, finetune_epochs=1,
                       labeled_limit=2000, unlabeled_limit=2000, device="cpu")
         start = time.time()
-        ids = [jobs.submit(store, ExperimentConfig(**config, seed=i % 2)) for i in range(args.runs)]
+        ids = [jobs.submit(store, ExperimentConfig(**config, seed=i % 2), force=True).run_id
+               for i in range(args.runs)]
         peak = 0
         while True:
             jobs.schedule(store)

@@ -1,11 +1,17 @@
-"""The benchmark suite: every figure of issue 5 in one table (figure, measured, target, met?).
+"""The benchmark suites, each one table (figure, measured, target, met?):
 
-    python bench/run_all.py [--out 'docs/bench-{device}.json'] [--quick] [--skip-table1] [--device cpu|cuda]
+- ``classroom`` (`make bench`, under 5 minutes on a 2-core CPU): the quick preset unwatched and
+  watched in Chromium, 20 simultaneous launches, the worker's thread policy (bench/classroom.py);
+- ``speed`` (`make bench-speed`): the per-step figures of the loop, the teacher cache, the usual
+  DataLoader loop, precision, scaling and memory. Table 1 is `make reproduce`.
+
+    python bench/run_all.py --suite classroom|speed [--out 'docs/bench-{device}.json'] [--quick]
+                            [--device cpu|cuda]
 
 Each figure is a ratio of two things measured side by side in this run (absolute times are only
 meaningful on a quiet machine or a GPU). ``--out`` writes the figures, the environment, each
 benchmark's time and load average, and the scaling curves as JSON, and the table as markdown next
-to it (same name, ``.md``). ``--quick`` runs tiny sizes as a smoke test and skips Table 1."""
+to it (same name, ``.md``). ``--quick`` runs tiny sizes as a smoke test."""
 from __future__ import annotations
 
 import json
@@ -18,7 +24,6 @@ import loop_efficiency
 import precision
 import scaling
 import teacher_cache
-import time_to_result
 import torch
 import versus_usual
 from common import (
@@ -34,7 +39,8 @@ from common import (
     peak_rss_mb,
 )
 
-from bdcore.device import device_name
+import classroom
+from bdcore.device import device_name, resolve_device
 
 
 def memory_figures(ctx: Context) -> list[Figure]:
@@ -53,22 +59,25 @@ def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--out", help="write JSON here and the table as markdown beside it; {device} in the "
                                       "name becomes cpu or gpu")
-    parser.add_argument("--skip-table1", action="store_true",
-                        help="leave out reproduce table1 (~17 min on a 2-core CPU)")
+    parser.add_argument("--suite", choices=["classroom", "speed"], default="classroom",
+                        help="which figures (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=None,
                         help="DataLoader workers for the usual way (default: 0 on CPU, 4 on GPU)")
     parser.add_argument("--only", help="comma-separated benchmark names to run, e.g. 'scaling,precision'")
     args = parser.parse_args()
     say = lambda msg: print(msg, flush=True)  # noqa: E731
     env = environment()
-    ctx = make_context(args, say)
-    env["device"] = device_name(ctx.device)
+    # the classroom suite trains in worker processes on the demo subset: no data in this process
+    ctx = make_context(args, say) if args.suite == "speed" else None
+    device = ctx.device if ctx else resolve_device(args.device)
+    env["device"] = device_name(device)
     say(f"device {env['device']}, torch {env['torch']}, loadavg {env['loadavg_start']}")
-    benchmarks = [("loop_efficiency", loop_efficiency.run), ("teacher_cache", teacher_cache.run),
+    benchmarks = {
+        "classroom": [("classroom", lambda c: classroom.run(c, browser=not args.quick))],
+        "speed": [("loop_efficiency", loop_efficiency.run), ("teacher_cache", teacher_cache.run),
                   ("versus_usual", lambda c: versus_usual.run(c, args.workers)),
-                  ("precision", precision.run), ("scaling", scaling.run), ("memory", memory_figures)]
-    if not (args.skip_table1 or args.quick):
-        benchmarks.append(("time_to_result", time_to_result.run))
+                  ("precision", precision.run), ("scaling", scaling.run), ("memory", memory_figures)],
+    }[args.suite]
     if args.only:
         wanted = args.only.split(",")
         benchmarks = [b for b in benchmarks if b[0] in wanted]
@@ -94,11 +103,12 @@ def main() -> int:
     say(f"\n{env['device']}, {env['date']}, total {env['total_s']:.0f} s, "
         f"loadavg {env['loadavg_start']} -> {env['loadavg_end']}")
     if args.out:
-        args.out = Path(args.out.replace("{device}", "gpu" if ctx.cuda else "cpu"))
+        args.out = Path(args.out.replace("{device}", "gpu" if device.type == "cuda" else "cpu"))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         report = {"command": " ".join(["python"] + sys.argv), "environment": env,
                   "figures": figures_json(figures),
-                  "benchmarks": timings, "scaling": ctx.shared.get("scaling"), "quick": args.quick}
+                  "benchmarks": timings, "scaling": ctx.shared.get("scaling") if ctx else None,
+                  "quick": args.quick}
         args.out.write_text(json.dumps(report, indent=2) + "\n")
         args.out.with_suffix(".md").write_text(
             f"Measured {env['date']} on {env['device']} (torch {env['torch']}), load average "

@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from bdcore import jobs
 from bdcore.config import ExperimentConfig, field_help
+from bdcore.presets import preset_config
 from bdcore.store import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,16 +60,28 @@ def test_only_app_py_sets_the_page_config():
     assert [p.name for p in (ROOT / "ui").glob("*.py") if "set_page_config" in p.read_text()] == []
 
 
-def test_home_explains_and_launches_the_classic_run(tiny_data, no_workers):
+def test_home_explains_and_launches_the_quick_run_first(tiny_data, no_workers):
     at = page("app.py").run()
     assert not at.exception
     assert at.title[0].value == "Blind Distillation Explorer"
     assert "soft labels" in at.markdown[0].value
+    assert at.button[0].label.startswith("Quick demo")
     at.button[0].click().run()
     assert not at.exception
     [record] = RunStore().list()
-    assert record.config == ExperimentConfig() and record.status == "queued"
+    assert record.config == preset_config("quick") and record.status == "queued"
     assert "launched" in at.success[0].value
+
+
+def test_home_paper_button_and_a_second_session_joins_the_same_run(tiny_data, no_workers):
+    first = page("app.py").run()
+    first.button[1].click().run()
+    second = page("app.py").run()
+    second.button[1].click().run()
+    assert not second.exception
+    [record] = RunStore().list()
+    assert record.config == ExperimentConfig()
+    assert record.id in second.info[0].value and "instead of training it twice" in second.info[0].value
 
 
 def test_home_says_when_the_demo_subset_is_used(isolated_env, no_workers):
@@ -133,13 +146,71 @@ def test_runs_page_shows_progress_curves_and_summary(tiny_data, no_workers):
     queued = store.add(ExperimentConfig(teacher="mlp", student="mlp"))
     at = page("ui/runs.py").run()
     assert not at.exception
-    assert len(at.dataframe) == 2  # live table and summary
+    [table] = at.dataframe
+    frame = table.value
+    assert list(frame.columns) == ["run", "status", "progress", "stage", "teacher", "blind",
+                                   "fine-tune k=all", "seconds", "note"]
+    assert "None" not in frame.astype(str).to_numpy()  # a queued run's accuracies are blank
+    assert frame.loc[frame["status"] == "queued", "teacher"].item() == ""
     charts = at.get("plotly_chart")
     assert len(charts) == 2
     assert at.get("download_button")
     at.selectbox[0].set_value(queued).run()
     at.button[0].click().run()  # Cancel
     assert store.get(queued).status == "cancelled"
+
+
+def test_runs_page_shows_the_launched_run_and_new_runs_without_a_click(tiny_data, no_workers):
+    store = RunStore()
+    older = [finished_run(store, seed=s) for s in range(4)]
+    at = page("app.py").run()
+    at.button[0].click().run()  # Home: quick demo
+    [launched] = [r.id for r in store.list() if r.id not in older]
+    at.switch_page("ui/runs.py").run()
+    assert not at.exception
+    compare = at.multiselect(key="compare").value
+    assert set(compare) == {launched, *older[2:]}  # the launched run, and the newest three in all
+    assert "Waiting for the first epoch" not in " ".join(i.value for i in at.info)  # others have curves
+    newcomer = finished_run(store, seed=9)  # launched elsewhere while the page is open
+    at.run()
+    assert newcomer in at.multiselect(key="compare").value and launched in at.multiselect(key="compare").value
+
+
+def test_runs_page_waits_for_the_first_epoch_of_a_launched_run(tiny_data, no_workers):
+    at = page("app.py").run()
+    at.button[0].click().run()
+    at.switch_page("ui/runs.py").run()
+    assert not at.exception
+    assert any("Waiting for the first epoch" in i.value for i in at.info)
+    assert "checked for changes every 2 s" in " ".join(c.value for c in at.caption)
+
+
+def test_runs_page_refreshes_slowly_when_nothing_is_active(tiny_data, no_workers):
+    finished_run(RunStore())
+    at = page("ui/runs.py").run()
+    assert "checked for changes every 15 s" in " ".join(c.value for c in at.caption)
+
+
+def test_launch_page_offers_the_run_with_the_same_settings_and_can_force_a_new_one(tiny_data, no_workers):
+    at = page("ui/launch.py").run()
+    at.button[0].click().run()
+    at.button[0].click().run()  # the same form again
+    assert not at.exception
+    [record] = RunStore().list()
+    assert any(record.id in i.value for i in at.info)
+    by_label(at.button, "Train a new run with these settings anyway").click().run()
+    assert not at.exception
+    assert len(RunStore().list()) == 2
+
+
+def test_launch_page_starts_from_the_chosen_preset(tiny_data, no_workers):
+    at = page("ui/launch.py").run()
+    at.radio[0].set_value("quick").run()
+    at.button[0].click().run()
+    [record] = RunStore().list()
+    quick = preset_config("quick")
+    assert (record.config.teacher_epochs, record.config.batch_size, record.config.finetune_min_steps) == (
+        quick.teacher_epochs, quick.batch_size, quick.finetune_min_steps)
 
 
 def test_runs_page_with_no_runs(isolated_env, no_workers):

@@ -1,5 +1,6 @@
-"""The benchmark suite's smoke test: `bench/run_all.py --quick --skip-table1` on tiny synthetic
-data prints and writes every figure (the numbers themselves mean nothing at this size)."""
+"""The benchmark suites' smoke tests: `bench/run_all.py --suite speed --quick` on tiny synthetic
+data prints and writes every figure (the numbers themselves mean nothing at this size); the
+classroom suite's parts that fit a unit test."""
 import json
 import os
 import subprocess
@@ -34,7 +35,7 @@ def test_quick_bench_reports_every_figure(isolated_env):
     write_idx_dataset(data / "fashion-mnist", n_train=600, n_test=200, seed=10)
     out = isolated_env / "bench" / "quick.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), "--quick", "--skip-table1",
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), "--suite", "speed", "--quick",
                            "--device", "cpu", "--out", str(out)],
                           capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -68,3 +69,11 @@ def test_table1_figures_give_every_rows_accuracies_and_stage_seconds(monkeypatch
     assert count.measured == 1 and count.met is False
     assert "CNN->MLP 91 s (data 1.0, teacher 0.0, blind 74.1, finetune-kall 15.8)" in count.detail
     assert figures["time to a result: table1 CNN->CNN row, stage seconds"].measured == 741.0
+
+
+def test_classroom_twenty_launches_figure_counts_one_run(isolated_env, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "bench"))
+    from classroom import twenty_launches
+
+    made, distinct, seconds = twenty_launches(isolated_env / "twenty")
+    assert (made, distinct) == (1, 1) and seconds > 0

@@ -1,5 +1,6 @@
 """The CLI: run --json, datasets, reproduce's table, --help, and clean errors."""
 import json
+import re
 
 import pytest
 
@@ -75,4 +76,5 @@ def test_reproduce_json_lists_rows_with_paper_figures(tiny_data, monkeypatch, ca
     assert rows[0]["paper"] == {"teacher": 0.995, "blind": 0.962, "finetune": 0.996}
     assert all(isinstance(r["meets_paper"], bool) for r in rows)
     assert main(["reproduce", "table1"]) == 0
-    assert "Table 1" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Table 1" in out and re.search(r"wall time \d+ s for the whole table", out)

@@ -50,7 +50,7 @@ def test_store_survives_a_restart_and_migrates_once(isolated_env):
 
 
 def test_a_run_goes_from_queued_to_succeeded(store):
-    run_id = jobs.submit(store, ExperimentConfig(**TINY))
+    run_id = jobs.submit(store, ExperimentConfig(**TINY)).run_id
     record = wait_for(lambda: (r := store.get(run_id)).status not in ("queued", "running") and r)
     assert record.status == "succeeded", record.error
     assert record.progress == 1.0 and set(record.final) >= {"teacher_acc", "blind_acc", "finetune_acc"}
@@ -59,7 +59,7 @@ def test_a_run_goes_from_queued_to_succeeded(store):
 
 
 def test_queue_respects_the_concurrency_limit(store):
-    ids = [jobs.submit(store, ExperimentConfig(**{**TINY, "seed": s})) for s in range(3)]
+    ids = [jobs.submit(store, ExperimentConfig(**{**TINY, "seed": s})).run_id for s in range(3)]
     peak = 0
 
     def all_done():
@@ -77,7 +77,7 @@ def test_queue_respects_the_concurrency_limit(store):
 
 
 def test_cancel_stops_a_running_job_within_seconds(store):
-    run_id = jobs.submit(store, ExperimentConfig(**LONG))
+    run_id = jobs.submit(store, ExperimentConfig(**LONG)).run_id
     wait_for(lambda: any(e["stage"] == "blind" for e in store.epochs([run_id])))
     asked = time.time()
     assert jobs.cancel(store, run_id) == "cancelling"
@@ -88,7 +88,7 @@ def test_cancel_stops_a_running_job_within_seconds(store):
 
 
 def test_a_killed_worker_is_detected_and_resumes_to_the_same_final_format(store):
-    run_id = jobs.submit(store, ExperimentConfig(**{**LONG, "blind_epochs": 60}))
+    run_id = jobs.submit(store, ExperimentConfig(**{**LONG, "blind_epochs": 60})).run_id
     wait_for(lambda: sum(e["stage"] == "blind" for e in store.epochs([run_id])) >= 3)
     os.kill(store.get(run_id).pid, signal.SIGKILL)
     killed = time.time()

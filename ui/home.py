@@ -1,10 +1,11 @@
-"""Home: what blind distillation is, and one button for the paper's classic run."""
+"""Home: what blind distillation is, and two buttons for the classic run: quick, or the paper's settings."""
 import streamlit as st
 
-from bdcore import jobs
-from bdcore.config import ExperimentConfig
 from bdcore.data import locate_dataset
-from ui.resources import run_store
+from bdcore.presets import PRESETS, preset_config
+from ui.launching import launch, report
+
+QUICK_CAPTION = "the whole run in about a minute"
 
 st.title("Blind Distillation Explorer")
 st.markdown(
@@ -33,15 +34,15 @@ digraph {
 
 left, right = st.columns([2, 3])
 with left:
-    st.subheader("The classic run")
+    st.subheader("Run it")
     st.write("MNIST labeled, Fashion-MNIST unlabeled, CNN teacher and student, temperature 20: "
              "the paper's Table 1, first row.")
-    if st.button("Launch MNIST → Fashion-MNIST", type="primary"):
-        run_id = jobs.submit(run_store(), ExperimentConfig())
-        st.session_state["launched"] = run_id
-    if "launched" in st.session_state:
-        st.success(f"Run {st.session_state['launched']} launched in the background.")
-        st.page_link("ui/runs.py", label="Watch it on the Runs page", icon="📈")
+    if st.button(f"Quick demo: {QUICK_CAPTION}", type="primary", help=PRESETS["quick"].summary):
+        st.session_state["home_launch"] = launch(preset_config("quick"))
+    if st.button("The paper's settings: several minutes on a CPU", help=PRESETS["paper"].summary):
+        st.session_state["home_launch"] = launch(preset_config("paper"))
+    if "home_launch" in st.session_state:
+        report(st.session_state["home_launch"])
 with right:
     st.subheader("Data on this machine")
     for name in ("mnist", "fashion-mnist"):

@@ -5,19 +5,22 @@ from typing import Any
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from bdcore import jobs
 from bdcore.config import ExperimentConfig, field_help
 from bdcore.data import DATASETS
 from bdcore.device import available_devices
 from bdcore.errors import ConfigError
 from bdcore.models import MODELS
+from bdcore.presets import DEFAULT_PRESET, PRESETS, preset_config
 from bdcore.preview import Preview, preview_dataset
-from ui.resources import run_store
+from ui.launching import launch, report
 
 st.title("Launch a run")
 
 CUSTOM = "a folder of images..."
-defaults = ExperimentConfig()
+DUPLICATE = "launch_duplicate"  # session key: the config whose twin was joined, for "train a new one"
+preset = st.radio("start from", list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET), horizontal=True,
+                  format_func=lambda name: f"{name}: {PRESETS[name].summary}")
+defaults = preset_config(preset)  # the form's starting values (widgets without keys follow them)
 chosen: dict[str, Any] = {}  # config field -> the form's value
 
 
@@ -102,8 +105,10 @@ with st.form("launch"):
         setting(c1.number_input, "fine-tune temperature", "finetune_temperature", 0.1, 100.0,
                 defaults.finetune_temperature)
         setting(c2.slider, "hard-label weight", "hard_label_weight", 0.0, 1.0, defaults.hard_label_weight)
-        setting(c3.number_input, "labeled images (0 = all)", "labeled_limit", 0, 10_000_000, 0)
-        setting(c3.number_input, "unlabeled images (0 = all)", "unlabeled_limit", 0, 10_000_000, 0)
+        setting(c3.number_input, "labeled images (0 = all)", "labeled_limit", 0, 10_000_000,
+                defaults.labeled_limit or 0)
+        setting(c3.number_input, "unlabeled images (0 = all)", "unlabeled_limit", 0, 10_000_000,
+                defaults.unlabeled_limit or 0)
         setting(c1.checkbox, "augment teacher training", "teacher_augment", defaults.teacher_augment)
         setting(c3.number_input, "teacher input noise", "teacher_input_noise", 0.0, 10.0,
                 defaults.teacher_input_noise, step=0.1)
@@ -122,14 +127,23 @@ if submitted:
     problems = data_problems(labeled, unlabeled)
     if not chosen["finetune_ks"]:
         problems.append("give at least one fine-tune k (a number or 'all')")
+    st.session_state.pop(DUPLICATE, None)
     if not problems:
-        config = ExperimentConfig(labeled=labeled, unlabeled=unlabeled, **chosen)
+        config = preset_config(preset, labeled=labeled, unlabeled=unlabeled, **chosen)
         try:  # submit checks every field of the config and names each bad one
-            run_id = jobs.submit(run_store(), config)
+            submitted_run = launch(config)
         except ConfigError as err:
             problems.append(str(err))
     if problems:
         st.error("Not launched:\n\n" + "\n".join(f"- {p}" for p in problems))
     else:
-        st.success(f"Run {run_id} launched.")
-        st.page_link("ui/runs.py", label="Watch it on the Runs page", icon="📈")
+        report(submitted_run)
+        if submitted_run.shared:
+            st.session_state[DUPLICATE] = config
+
+if DUPLICATE in st.session_state:
+    if st.button("Train a new run with these settings anyway",
+                 help="the same settings on the same device give the same results; another seed gives "
+                      "a new sample of them"):
+        config: ExperimentConfig = st.session_state.pop(DUPLICATE)
+        report(launch(config, force=True))

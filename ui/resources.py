@@ -6,6 +6,7 @@ from pathlib import Path
 import streamlit as st
 
 from bdcore.embeddings import ExploreSession, warm_up_umap
+from bdcore.jobs import Housekeeper
 from bdcore.runs import RunsRoot
 from bdcore.store import RunStore
 
@@ -37,3 +38,14 @@ def umap_warmed_up() -> threading.Thread:
     thread = threading.Thread(target=warm_up_umap, name="umap-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+@st.cache_resource(show_spinner=False)
+def _housekeeper_for(path: str) -> Housekeeper:
+    return Housekeeper(_store_at(path))
+
+
+def housekeeper() -> Housekeeper:
+    """The process's queue housekeeper: one ``jobs.schedule`` every few seconds at most, however
+    many sessions watch the Runs page."""
+    return _housekeeper_for(str(RunsRoot.default().store_path.resolve()))

@@ -1,41 +1,75 @@
-"""Runs: every run with live status and progress, actions, curves and a summary table."""
+"""Runs: every run with live status and progress, actions, and curves. A tiny fragment asks the
+store every few seconds whether anything changed (one aggregate query) and redraws the page only
+when something did, so watching a run costs the machine almost nothing between epochs."""
 import streamlit as st
 
 from bdcore import jobs
 from bdcore.errors import UserError
-from bdcore.reports import curves_figure, curves_frame, run_label, summary_frame
-from bdcore.store import ACTIVE, RESUMABLE, RunRecord, Status
-from ui.resources import run_store
+from bdcore.reports import curves_figure, curves_frame, run_label, runs_table, summary_frame
+from bdcore.store import ACTIVE, RESUMABLE, RunRecord
+from ui.launching import launched_runs
+from ui.resources import housekeeper, run_store
+
+ACTIVE_REFRESH_S = 2  # while a run is queued or running
+IDLE_REFRESH_S = 15  # nothing active: only to notice runs launched elsewhere
+MAX_NEW_CURVES = 8  # runs that appear while the page is open join the comparison up to this many
 
 st.title("Runs")
 store = run_store()
-REFRESH_S = 2
+stamp = store.change_stamp()  # read before the runs: a change in between shows up at the next check
+records = store.list()
+refresh_s = ACTIVE_REFRESH_S if any(r.status in ACTIVE for r in records) else IDLE_REFRESH_S
 
 
-@st.fragment(run_every=REFRESH_S)
-def live_runs() -> None:
-    jobs.schedule(store)  # marks dead workers failed and starts queued runs
-    records = store.list()
-    if not records:
-        st.info("No runs yet. Launch one from the Home or Launch page.")
+@st.fragment(run_every=refresh_s)
+def redraw_on_change() -> None:
+    """Draws nothing: checks the store and redraws the whole page when it changed."""
+    housekeeper().tick()  # at most every few seconds per app process: reap dead workers, start queued runs
+    if store.change_stamp() != stamp:
+        st.rerun()
+
+
+def follow_new_runs(records: list[RunRecord]) -> None:
+    """Runs this session launched, and runs that appear while the page is open, join the
+    comparison without a click; on the first visit the newest three are shown too."""
+    ids = [r.id for r in records]
+    seen = st.session_state.get("seen_runs")
+    compare = st.session_state.get("compare", [])
+    if seen is None:  # first visit in this session
+        compare = list(dict.fromkeys([*launched_runs(), *ids[:3]]))
+    else:
+        compare = [*compare, *[i for i in reversed(ids) if i not in seen][:MAX_NEW_CURVES]]
+        compare += [i for i in launched_runs() if i not in compare]
+    st.session_state["seen_runs"] = set(ids)
+    st.session_state["compare"] = [i for i in dict.fromkeys(compare) if i in ids]
+
+
+def runs_overview(records: list[RunRecord]) -> None:
+    st.dataframe(runs_table(records), hide_index=True, width="stretch", column_config={
+        "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
+                                                    format="percent", width="small"),
+        "run": st.column_config.TextColumn("run", width="medium"),
+        "note": st.column_config.TextColumn("note", width="medium")})
+    active = sum(r.status in ACTIVE for r in records)
+    st.caption(f"{len(records)} runs, {active} queued or running; checked for changes every {refresh_s} s")
+
+
+def curves(records: list[RunRecord]) -> None:
+    st.subheader("Curves")
+    follow_new_runs(records)
+    by_id = {r.id: r for r in records}
+    chosen = st.multiselect("runs to compare", list(by_id), key="compare",
+                            format_func=lambda i: run_label(i, by_id[i].config))
+    picked = [by_id[i] for i in chosen]
+    frame = curves_frame(store.epochs([r.id for r in picked]), picked) if picked else None
+    if frame is None or frame.empty:
+        waiting = [run_label(r.id, r.config) for r in picked if r.status in ACTIVE]
+        st.info(f"Waiting for the first epoch of {', '.join(waiting)}." if waiting else
+                "Pick one or more runs that have finished at least one epoch.")
         return
-    table = summary_frame(records)
-    table.insert(2, "progress", [r.progress for r in records])
-    table.insert(3, "stage", [r.stage or "" for r in records])
-    table["note"] = [(r.error or r.message or "") for r in records]
-    st.dataframe(
-        table, hide_index=True, width="stretch",
-        column_config={
-            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0,
-                                                        format="percent"),
-            **{c: st.column_config.NumberColumn(c, format="percent")
-               for c in table.columns if c.endswith("_acc")},
-        },
-    )
-    counts = {s: sum(r.status == s for r in records) for s in Status}
-    st.markdown(" · ".join(f"**{n} {s}**" for s, n in counts.items() if n)
-                + f" — refreshed every {REFRESH_S} s")
-    st.session_state["records"] = records
+    st.plotly_chart(curves_figure(frame, picked, "test_acc"), key="acc")
+    st.plotly_chart(curves_figure(frame, picked, "train_loss"), key="loss")
+    st.caption("Dashed grey: the run's teacher. Dotted red: the paper's Table 1 figure for this pair.")
 
 
 def actions(records: list[RunRecord]) -> None:
@@ -44,7 +78,7 @@ def actions(records: list[RunRecord]) -> None:
     run_id = st.selectbox("run", list(by_id),
                           format_func=lambda i: f"{run_label(i, by_id[i].config)} [{by_id[i].status}]")
     record = by_id[run_id]
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns(4)
     try:
         if c1.button("Cancel", disabled=record.status not in ACTIVE):
             st.toast(f"{record.id}: {jobs.cancel(store, record.id)}")
@@ -57,41 +91,18 @@ def actions(records: list[RunRecord]) -> None:
             st.rerun()
     except UserError as err:  # the run changed state since this page drew it
         st.warning(f"{err}. The table above shows its current state.")
+    c4.download_button("Download all as CSV", summary_frame(records).to_csv(index=False),
+                       "runs-summary.csv", "text/csv")
     if record.error:
         st.error(record.error)
     elif record.message:
         st.caption(record.message)
 
 
-live_runs()
-records = st.session_state.get("records") or store.list()
-if records:
+redraw_on_change()
+if not records:
+    st.info("No runs yet. Launch one from the Home or Launch page.")
+else:
+    runs_overview(records)
+    curves(records)
     actions(records)
-
-    st.subheader("Curves")
-
-    @st.fragment(run_every=REFRESH_S)
-    def live_curves() -> None:
-        current = {r.id: r for r in store.list() if r.progress > 0}
-        labels = {run_label(r.id, r.config): r for r in current.values()}
-        if "compare" not in st.session_state:
-            st.session_state["compare"] = list(labels)[:3]
-        st.session_state["compare"] = [c for c in st.session_state["compare"] if c in labels]
-        chosen = st.multiselect("runs to compare", list(labels), key="compare")
-        picked = [labels[c] for c in chosen]
-        if not picked:
-            st.info("Pick one or more runs that have finished at least one epoch.")
-            return
-        frame = curves_frame(store.epochs([r.id for r in picked]), picked)
-        st.plotly_chart(curves_figure(frame, picked, "test_acc"), key="acc")
-        st.plotly_chart(curves_figure(frame, picked, "train_loss"), key="loss")
-        st.caption("Dashed grey: the run's teacher. Dotted red: the paper's Table 1 figure for this pair.")
-
-    live_curves()
-
-    st.subheader("Summary")
-    summary = summary_frame(store.list())
-    st.dataframe(summary, hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(c, format="percent")
-                                for c in summary.columns if c.endswith("_acc")})
-    st.download_button("Download CSV", summary.to_csv(index=False), "runs-summary.csv", "text/csv")

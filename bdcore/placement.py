@@ -1,0 +1,44 @@
+"""Where a worker process runs: on a GPU machine, which GPU (several small runs share one, each
+pinned to its own ``cuda:N``), and how many runs at once."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+RUN_GPU_MEMORY_GIB = 2.0  # one run of the paper's models on MNIST-size data, its data on the device included
+MAX_RUNS_PER_GPU = 8  # beyond this, small runs only queue up for the GPU's compute
+GIB = 2**30
+
+
+def runs_per_gpu(index: int) -> int:
+    """``$BD_RUNS_PER_GPU``, else as many runs as fit the GPU's memory (at most MAX_RUNS_PER_GPU)."""
+    if os.environ.get("BD_RUNS_PER_GPU"):
+        return max(1, int(os.environ["BD_RUNS_PER_GPU"]))
+    total = torch.cuda.get_device_properties(index).total_memory
+    return max(1, min(MAX_RUNS_PER_GPU, int(total / GIB // RUN_GPU_MEMORY_GIB)))
+
+
+def max_concurrent() -> int:
+    """``$BD_MAX_JOBS``, else the sum of every GPU's slots, else one CPU run at a time."""
+    if os.environ.get("BD_MAX_JOBS"):
+        return max(1, int(os.environ["BD_MAX_JOBS"]))
+    return max(1, sum(runs_per_gpu(i) for i in range(torch.cuda.device_count())))
+
+
+def pick_gpu(in_use: list[int]) -> int | None:
+    """The GPU for the next run: the one with the fewest running runs (``in_use`` lists each running
+    run's GPU) that still has a free slot; None without CUDA or with every GPU full."""
+    free = [(in_use.count(i), i) for i in range(torch.cuda.device_count())
+            if in_use.count(i) < runs_per_gpu(i)]
+    return min(free)[1] if free else None
+
+
+def worker_env(gpu: int | None) -> dict[str, str]:
+    """The environment of a worker process, pinned to ``gpu`` (it sees that GPU as cuda:0). CPU
+    threads keep torch's defaults: OMP_WAIT_POLICY=PASSIVE and one thread were measured against
+    them, alone and beside a busy core, and lost (docs/performance.md, "Watching a run")."""
+    env = dict(os.environ)
+    if gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    return env

@@ -1,0 +1,34 @@
+"""UI shared by the pages that launch runs (Home, Launch): submit, remember what this session
+launched (the Runs page shows those runs' curves without a click), and say what happened."""
+import streamlit as st
+
+from bdcore import jobs
+from bdcore.config import ExperimentConfig
+from ui.resources import run_store
+
+LAUNCHED = "launched_runs"  # session key: ids of the runs this session launched or joined, oldest first
+
+
+def launch(config: ExperimentConfig, force: bool = False) -> jobs.Submission:
+    """Submit ``config`` (ConfigError if invalid); a run with the same settings is joined unless
+    ``force``."""
+    submitted = jobs.submit(run_store(), config, force=force)
+    ids = st.session_state.setdefault(LAUNCHED, [])
+    if submitted.run_id not in ids:
+        ids.append(submitted.run_id)
+    return submitted
+
+
+def launched_runs() -> list[str]:
+    return list(st.session_state.get(LAUNCHED, []))
+
+
+def report(submitted: jobs.Submission) -> None:
+    """A line saying what the launch did, and the way to the Runs page."""
+    if submitted.shared:
+        status = run_store().get(submitted.run_id).status
+        st.info(f"Run {submitted.run_id} has these very settings ({status}), so you are watching it "
+                "instead of training it twice.")
+    else:
+        st.success(f"Run {submitted.run_id} launched in the background.")
+    st.page_link("ui/runs.py", label="Watch it on the Runs page", icon="📈")

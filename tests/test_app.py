@@ -152,8 +152,11 @@ def test_runs_page_shows_progress_curves_and_summary(tiny_data, no_workers):
                                    "fine-tune k=all", "seconds", "note"]
     assert "None" not in frame.astype(str).to_numpy()  # a queued run's accuracies are blank
     assert frame.loc[frame["status"] == "queued", "teacher"].item() == ""
-    charts = at.get("plotly_chart")
-    assert len(charts) == 2
+    [chart] = at.get("plotly_chart")  # one at a time: accuracy, or loss on request
+    assert "test accuracy" in chart.proto.spec
+    at.radio(key="curve").set_value("train_loss").run()
+    [chart] = at.get("plotly_chart")
+    assert "training loss" in chart.proto.spec
     assert at.get("download_button")
     at.selectbox[0].set_value(queued).run()
     at.button[0].click().run()  # Cancel

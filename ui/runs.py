@@ -13,6 +13,7 @@ from ui.resources import housekeeper, run_store
 ACTIVE_REFRESH_S = 2  # while a run is queued or running
 IDLE_REFRESH_S = 15  # nothing active: only to notice runs launched elsewhere
 MAX_NEW_CURVES = 8  # runs that appear while the page is open join the comparison up to this many
+CURVES = {"test_acc": "test accuracy", "train_loss": "training loss"}
 
 st.title("Runs")
 store = run_store()
@@ -51,7 +52,8 @@ def runs_overview(records: list[RunRecord]) -> None:
         "run": st.column_config.TextColumn("run", width="medium"),
         "note": st.column_config.TextColumn("note", width="medium")})
     active = sum(r.status in ACTIVE for r in records)
-    st.caption(f"{len(records)} runs, {active} queued or running; checked for changes every {refresh_s} s")
+    st.caption(f"{len(records)} run{'s' * (len(records) != 1)}, {active} queued or running; checked for "
+               f"changes every {refresh_s} s")
 
 
 def curves(records: list[RunRecord]) -> None:
@@ -67,9 +69,12 @@ def curves(records: list[RunRecord]) -> None:
         st.info(f"Waiting for the first epoch of {', '.join(waiting)}." if waiting else
                 "Pick one or more runs that have finished at least one epoch.")
         return
-    st.plotly_chart(curves_figure(frame, picked, "test_acc"), key="acc")
-    st.plotly_chart(curves_figure(frame, picked, "train_loss"), key="loss")
-    st.caption("Dashed grey: the run's teacher. Dotted red: the paper's Table 1 figure for this pair.")
+    # one chart at a time: each redraw costs the browser about a second of CPU on a 2-core machine,
+    # taken from the training it shows (docs/performance.md, "Watching a run")
+    metric = st.radio("curve", list(CURVES), format_func=CURVES.get, horizontal=True, key="curve")
+    st.plotly_chart(curves_figure(frame, picked, metric), key="curves")
+    if metric == "test_acc":
+        st.caption("Dashed grey: the run's teacher. Dotted red: the paper's Table 1 figure for this pair.")
 
 
 def actions(records: list[RunRecord]) -> None:

@@ -177,6 +177,9 @@ def test_runs_page_shows_the_launched_run_and_new_runs_without_a_click(tiny_data
     newcomer = finished_run(store, seed=9)  # launched elsewhere while the page is open
     at.run()
     assert newcomer in at.multiselect(key="compare").value and launched in at.multiselect(key="compare").value
+    at.multiselect(key="compare").unselect(launched).run()  # the user's choice stands
+    at.run()
+    assert launched not in at.multiselect(key="compare").value
 
 
 def test_runs_page_waits_for_the_first_epoch_of_a_launched_run(tiny_data, no_workers):

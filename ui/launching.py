@@ -28,7 +28,8 @@ def report(submitted: jobs.Submission) -> None:
     if submitted.shared:
         status = run_store().get(submitted.run_id).status
         st.info(f"Run {submitted.run_id} has these very settings ({status}), so you are watching it "
-                "instead of training it twice.")
+                "instead of training it twice. To train it again, change the seed on the Launch page "
+                "or press 'Train a new run with these settings anyway' there.")
     else:
         st.success(f"Run {submitted.run_id} launched in the background.")
     st.page_link("ui/runs.py", label="Watch it on the Runs page", icon="📈")

@@ -35,12 +35,14 @@ def follow_new_runs(records: list[RunRecord]) -> None:
     comparison without a click; on the first visit the newest three are shown too."""
     ids = [r.id for r in records]
     seen = st.session_state.get("seen_runs")
+    followed = st.session_state.setdefault("followed_launches", set())
+    launched = [i for i in launched_runs() if i not in followed]  # each once: the user may drop it
+    followed.update(launched)
     compare = st.session_state.get("compare", [])
     if seen is None:  # first visit in this session
-        compare = list(dict.fromkeys([*launched_runs(), *ids[:3]]))
+        compare = [*launched, *ids[:3]]
     else:
-        compare = [*compare, *[i for i in reversed(ids) if i not in seen][:MAX_NEW_CURVES]]
-        compare += [i for i in launched_runs() if i not in compare]
+        compare = [*compare, *launched, *[i for i in reversed(ids) if i not in seen][:MAX_NEW_CURVES]]
     st.session_state["seen_runs"] = set(ids)
     st.session_state["compare"] = [i for i in dict.fromkeys(compare) if i in ids]
 

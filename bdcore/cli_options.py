@@ -23,7 +23,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         flag = "--" + f.name.replace("_", "-")
         default = getattr(defaults, f.name)
         help_text = f.metadata["help"].replace("%", "%%")  # argparse formats help with %
-        shown = " ".join(default) if isinstance(default, list) else default
+        shown = " ".join(default) if isinstance(default, list) else "all" if default is None else default
         # SUPPRESS: only the options given appear in the namespace, so they override the preset
         kwargs = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{help_text} (paper: {shown})"}
         if isinstance(default, bool):

@@ -79,27 +79,25 @@ def _spawn(store: RunStore, run_id: str, gpu: int | None) -> int:
     return process.pid
 
 
-def _gpu_for(store: RunStore, run_id: str) -> int | None:
-    """A GPU slot for a run that lets the machine choose its device ("auto" or "cuda"); a run
-    that names its device (cpu, cuda:N) is left to it."""
-    if store.get(run_id).config.device not in ("auto", "cuda"):
-        return None
-    return pick_gpu(store.gpus_in_use())
+def _place(config: ExperimentConfig, in_use: list[int]) -> int | None:
+    """The GPU of a run that lets the machine choose its device ("auto" or "cuda"); a run that
+    names its device (cpu, cuda:N) is left to it."""
+    return pick_gpu(in_use) if config.device in ("auto", "cuda") else None
 
 
 def schedule(store: RunStore) -> list[str]:
     """Reap dead workers, then start queued runs (oldest first) while slots are free, each on the
-    least busy GPU when there are GPUs."""
+    least busy GPU when there are GPUs (chosen in the claim's transaction)."""
     reap(store)
     started = []
-    while (run_id := store.claim_next(max_concurrent())) is not None:
-        gpu = _gpu_for(store, run_id)
+    while (claimed := store.claim_next(max_concurrent(), _place)) is not None:
+        run_id, gpu = claimed
         try:
             pid = _spawn(store, run_id, gpu)
         except OSError as err:
             store.mark_failed(run_id, f"could not start a worker: {err}")
             continue
-        store.set_worker(run_id, pid, gpu)
+        store.set_worker(run_id, pid)
         started.append(run_id)
     return started
 
@@ -133,7 +131,7 @@ def submit(store: RunStore, config: ExperimentConfig, start: bool = True, force:
     with the same config that is queued, running or succeeded is shared instead of trained twice,
     unless ``force``: another seed or ``force`` gives a run of its own."""
     run_id, shared = (store.add(config), False) if force else store.add_or_share(config)
-    if start and not shared:
+    if start:  # a shared run may be waiting in the queue too
         schedule(store)
     return Submission(run_id, shared)
 

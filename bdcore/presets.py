@@ -13,7 +13,7 @@ from .errors import ConfigError
 @dataclass(frozen=True)
 class Preset:
     summary: str
-    overrides: dict = field(default_factory=dict)
+    overrides: dict[str, object] = field(default_factory=dict)
 
 
 PRESETS: dict[str, Preset] = {
@@ -30,7 +30,7 @@ PRESETS: dict[str, Preset] = {
 DEFAULT_PRESET = "paper"
 
 
-def preset_config(name: str = DEFAULT_PRESET, **settings) -> ExperimentConfig:
+def preset_config(name: str = DEFAULT_PRESET, **settings: object) -> ExperimentConfig:
     """The preset's config with ``settings`` (ExperimentConfig fields) on top."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

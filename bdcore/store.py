@@ -12,9 +12,9 @@ import json
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 
@@ -33,6 +33,7 @@ class Status(StrEnum):
 
 ACTIVE = (Status.QUEUED, Status.RUNNING)
 RESUMABLE = (Status.FAILED, Status.CANCELLED)
+Placer = Callable[[ExperimentConfig, list[int]], "int | None"]  # (config, GPUs in use) -> GPU for it
 SHAREABLE = (Status.QUEUED, Status.RUNNING, Status.SUCCEEDED)  # a new request for the same config joins these
 
 
@@ -110,7 +111,8 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RunRecord:
-        data = dict(row)
+        known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in dict(row).items() if k in known}  # a newer version's columns are skipped
         data["status"] = Status(data["status"])
         data["config"] = ExperimentConfig.from_dict(json.loads(data["config"]))
         data["final"] = json.loads(data["final"]) if data["final"] else None
@@ -202,11 +204,11 @@ class RunStore:
     def change_stamp(self) -> tuple:
         """Changes whenever a run is added, removed or changes (an epoch, a status, a message), not
         on heartbeats: one aggregate query, for pages that redraw only when something changed.
-        The last item is the number of queued and running runs."""
+        The third item is the number of queued and running runs."""
         with self._db() as db:
             return tuple(db.execute(
-                f"SELECT COUNT(*), MAX(updated), TOTAL(status IN ({','.join('?' * len(ACTIVE))})) FROM runs",
-                [str(s) for s in ACTIVE]).fetchone())
+                f"SELECT COUNT(*), MAX(updated), TOTAL(status IN ({','.join('?' * len(ACTIVE))})), "
+                "(SELECT COUNT(*) FROM epochs) FROM runs", [str(s) for s in ACTIVE]).fetchone())
 
     def epochs(self, run_ids: list[str] | None = None) -> list[dict]:
         with self._db() as db:
@@ -227,35 +229,44 @@ class RunStore:
             return self._insert(db, config)
 
     def add_or_share(self, config: ExperimentConfig) -> tuple[str, bool]:
-        """The newest queued, running or succeeded run whose config equals ``config``, or a new
-        queued run; returns (run id, shared). One transaction, so many callers at once share one run."""
+        """The newest queued, running or succeeded run whose config equals ``config`` (not one being
+        cancelled), or a new queued run; returns (run id, shared). One transaction, so many callers
+        at once share one run."""
         config.validate()
         wanted = config.to_json()
         with self._transaction() as db:
             marks = ",".join("?" * len(SHAREABLE))
-            rows = db.execute(f"SELECT id, config FROM runs WHERE status IN ({marks}) ORDER BY created DESC",
+            rows = db.execute(f"SELECT id, config FROM runs WHERE status IN ({marks}) "
+                              "AND cancel_requested = 0 ORDER BY created DESC",
                               [str(s) for s in SHAREABLE]).fetchall()
             for row in rows:
                 if _same_config(row["config"], wanted):
                     return row["id"], True
             return self._insert(db, config), False
 
-    def claim_next(self, max_running: int) -> str | None:
-        """Mark the oldest queued run running and return its id, if fewer than ``max_running``
-        runs are running; None otherwise. One transaction, so two callers never claim one run."""
+    def claim_next(self, max_running: int, place: Placer | None = None) -> tuple[str, int | None] | None:
+        """Mark the oldest queued run running and return (its id, its GPU), if fewer than
+        ``max_running`` runs are running; None otherwise. ``place(config, gpus in use)`` chooses
+        the GPU (None: no GPU). One transaction, so two callers never claim one run and never
+        count the same free GPU slot twice."""
         with self._transaction() as db:
             running = db.execute("SELECT COUNT(*) FROM runs WHERE status = ?", (Status.RUNNING,))
             if running.fetchone()[0] >= max_running:
                 return None
-            row = db.execute("SELECT id FROM runs WHERE status = ? ORDER BY created LIMIT 1",
+            row = db.execute("SELECT id, config FROM runs WHERE status = ? ORDER BY created LIMIT 1",
                              (Status.QUEUED,)).fetchone()
             if row is None:
                 return None
+            gpu = None
+            if place is not None:
+                in_use = [r[0] for r in db.execute(
+                    "SELECT gpu FROM runs WHERE status = ? AND gpu IS NOT NULL", (Status.RUNNING,))]
+                gpu = place(ExperimentConfig.from_dict(json.loads(row["config"])), in_use)
             now = time.time()
             db.execute("UPDATE runs SET status = ?, started = COALESCE(started, ?), heartbeat = ?, "
-                       "updated = ?, attempts = attempts + 1, error = NULL, cancel_requested = 0 "
-                       "WHERE id = ?", (Status.RUNNING, now, now, now, row[0]))
-        return row[0]
+                       "updated = ?, attempts = attempts + 1, error = NULL, cancel_requested = 0, gpu = ? "
+                       "WHERE id = ?", (Status.RUNNING, now, now, now, gpu, row["id"]))
+        return row["id"], gpu
 
     def requeue(self, run_id: str) -> None:
         """Queue a failed or cancelled run again (it resumes from its last checkpoint)."""
@@ -287,8 +298,8 @@ class RunStore:
 
     # the worker's reports
 
-    def set_worker(self, run_id: str, pid: int, gpu: int | None = None) -> None:
-        self._set(run_id, pid=pid, gpu=gpu)
+    def set_worker(self, run_id: str, pid: int) -> None:
+        self._set(run_id, pid=pid)
 
     def gpus_in_use(self) -> list[int]:
         """The GPU of each running run that was pinned to one."""

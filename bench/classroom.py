@@ -23,6 +23,7 @@ from common import ROOT, Figure, format_table
 
 from bdcore import jobs
 from bdcore.presets import preset_config
+from bdcore.runs import RunsRoot
 from bdcore.store import ACTIVE, RunRecord, RunStore
 
 CHROMIUM = "/usr/bin/chromium"
@@ -55,7 +56,7 @@ def _describe(record: RunRecord) -> str:
 
 def quick_unwatched(folder: Path) -> RunRecord:
     """The quick preset through the queue, as `jobs submit --preset quick` runs it."""
-    store = RunStore(folder / "runs.db")
+    store = RunStore(RunsRoot(folder).store_path)
     saved = dict(os.environ)
     os.environ.clear()
     os.environ.update(_fresh_env(folder))  # the worker inherits this environment
@@ -122,7 +123,7 @@ def quick_watched(folder: Path) -> tuple[RunRecord, str]:
             quick.click()
             page.get_by_text("Watch it on the Runs page").click()
             expect(page.get_by_text("runs to compare")).to_be_visible(timeout=60_000)
-            record = _wait_finished(RunStore(folder / "runs.db"))
+            record = _wait_finished(RunStore(RunsRoot(folder).store_path))
             cpu = (f"app server CPU {_cpu_seconds(server.pid) - server_before:.1f} s, Chromium CPU "
                    f"{_chromium_cpu_seconds() - browser_before:.1f} s meanwhile")
             expect(page.get_by_text("0 queued or running")).to_be_visible(timeout=30_000)
@@ -135,7 +136,7 @@ def quick_watched(folder: Path) -> tuple[RunRecord, str]:
 
 def twenty_launches(folder: Path) -> tuple[int, int, float]:
     """20 threads (the app's sessions) press "quick" at once: (runs created, distinct ids, seconds)."""
-    store = RunStore(folder / "runs.db")
+    store = RunStore(RunsRoot(folder).store_path)
     start, ids = threading.Event(), []
 
     def press() -> None:
@@ -216,7 +217,7 @@ def _quick_figure(name: str, record: RunRecord, extra: str = "") -> Figure:
     return Figure(name, wall, "s", QUICK_TARGET, met, _describe(record) + extra)
 
 
-def run(_ctx=None, browser: bool = True) -> list[Figure]:
+def run(_ctx: object = None, browser: bool = True) -> list[Figure]:
     figures = thread_policy_figures()
     with tempfile.TemporaryDirectory() as tmp:
         made, distinct, seconds = twenty_launches(Path(tmp) / "twenty")

@@ -20,13 +20,14 @@ from common import Figure, format_table
 from bdcore import jobs
 from bdcore.placement import max_concurrent
 from bdcore.presets import PRESETS, preset_config
+from bdcore.runs import RunsRoot
 from bdcore.store import ACTIVE, RunStore
 
 
 def sweep(folder: Path, seeds: list[int], preset: str, device: str) -> float:
     """Seconds from submitting every seed to the last one finishing; fails on a failed run."""
     os.environ["BD_RUNS_DIR"] = str(folder)
-    store = RunStore(folder / "runs.db")
+    store = RunStore(RunsRoot(folder).store_path)
     start = time.time()
     ids = [jobs.submit(store, preset_config(preset, seed=s, device=device)).run_id for s in seeds]
     while any(store.get(i).status in ACTIVE for i in ids):

@@ -179,7 +179,11 @@ def test_runs_page_shows_the_launched_run_and_new_runs_without_a_click(tiny_data
     assert newcomer in at.multiselect(key="compare").value and launched in at.multiselect(key="compare").value
     at.multiselect(key="compare").unselect(launched).run()  # the user's choice stands
     at.run()
-    assert launched not in at.multiselect(key="compare").value
+    chosen = at.multiselect(key="compare").value
+    assert launched not in chosen
+    at.switch_page("ui/launch.py").run()
+    at.switch_page("ui/runs.py").run()  # and survives a visit to another page
+    assert at.multiselect(key="compare").value == chosen
 
 
 def test_runs_page_waits_for_the_first_epoch_of_a_launched_run(tiny_data, no_workers):

@@ -122,7 +122,7 @@ def test_the_store_owns_status_transitions(isolated_env):
     store = RunStore()
     first, second = store.add(ExperimentConfig(**TINY)), store.add(ExperimentConfig(**TINY))
     assert store.get(first).status is Status.QUEUED
-    assert store.claim_next(max_running=1) == first and store.claim_next(max_running=1) is None
+    assert store.claim_next(max_running=1) == (first, None) and store.claim_next(max_running=1) is None
     with pytest.raises(RunStateError, match="only failed or cancelled runs can be resumed"):
         store.requeue(first)
     with pytest.raises(RunStateError, match="cancel it before deleting"):
@@ -137,7 +137,7 @@ def test_the_store_owns_status_transitions(isolated_env):
         store.cancel(second)
     store.requeue(first)
     assert store.get(first).status is Status.QUEUED and store.get(first).error is None
-    assert store.claim_next(max_running=1) == first
+    assert store.claim_next(max_running=1) == (first, None)
     store.set_teacher_reused(first)
     store.mark_succeeded(first, {"teacher_acc": 0.9})
     record = store.get(first)

@@ -131,7 +131,7 @@ def test_explorable_runs_come_from_the_store_and_the_runs_folder(tiny_data):
     store = RunStore()
     stored, _ = make_finished_run(store)
     no_teacher = store.add(store.get(stored).config)
-    assert store.claim_next(max_running=2) == no_teacher  # running, its teacher not trained yet
+    assert store.claim_next(max_running=2) == (no_teacher, None)  # running, its teacher not trained yet
     store.set_run_dir(no_teacher, store.root.run(no_teacher).path)
     store.root.run(no_teacher).path.mkdir()
     choices = explorable_runs(store)

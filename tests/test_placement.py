@@ -55,6 +55,19 @@ def test_worker_env_pins_the_gpu_and_keeps_the_users_settings(monkeypatch):
     assert placement.worker_env(3)["CUDA_VISIBLE_DEVICES"] == "3"
     env = placement.worker_env(None)
     assert "CUDA_VISIBLE_DEVICES" not in env and env["OMP_NUM_THREADS"] == "1"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # a scheduler gave this app two GPUs
+    assert placement.worker_env(1)["CUDA_VISIBLE_DEVICES"] == "3"  # torch's cuda:1 is physical GPU 3
+
+
+def test_a_resumed_run_is_placed_afresh(two_gpus, isolated_env, monkeypatch):
+    monkeypatch.setenv("BD_RUNS_PER_GPU", "1")
+    store = RunStore()
+    run_id = store.add(ExperimentConfig())
+    assert store.claim_next(2, jobs._place) == (run_id, 0)
+    store.mark_failed(run_id, "killed")
+    store.requeue(run_id)
+    assert store.gpus_in_use() == []
+    assert store.claim_next(2, jobs._place) == (run_id, 0)  # its old GPU is not counted against it
 
 
 def test_schedule_spreads_runs_over_gpus_and_pins_each(two_gpus, isolated_env, monkeypatch):
@@ -73,6 +86,7 @@ def test_schedule_spreads_runs_over_gpus_and_pins_each(two_gpus, isolated_env, m
     started = jobs.schedule(store)
     assert started == ids[:4]  # 2 GPUs x 2 slots; the rest wait
     assert [gpu for _, gpu in spawned] == ["0", "1", "0", "1"]
+    assert [store.get(i).gpu for i in ids[:4]] == [0, 1, 0, 1]
     assert sorted(store.gpus_in_use()) == [0, 0, 1, 1]
     store.mark_succeeded(ids[0], {})
     assert jobs.schedule(store) == [ids[4]] and spawned[-1] == (ids[4], "0")

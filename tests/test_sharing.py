@@ -75,6 +75,15 @@ def test_same_settings_share_queued_running_and_succeeded_runs_only(queue_only):
     assert not again.shared and again.run_id not in (first.run_id, forced.run_id)
 
 
+def test_a_run_being_cancelled_is_not_shared(queue_only):
+    config = ExperimentConfig(teacher="mlp", student="mlp")
+    first = jobs.submit(queue_only, config).run_id
+    queue_only.claim_next(1)
+    queue_only.cancel(first)  # its worker is asked to stop
+    again = jobs.submit(queue_only, config)
+    assert not again.shared and again.run_id != first
+
+
 def test_a_run_saved_before_a_field_existed_is_still_the_same_config(queue_only):
     config = ExperimentConfig(teacher_input_noise=0.0)
     run_id = jobs.submit(queue_only, config).run_id

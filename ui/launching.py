@@ -4,6 +4,7 @@ import streamlit as st
 
 from bdcore import jobs
 from bdcore.config import ExperimentConfig
+from bdcore.errors import RunNotFoundError
 from ui.resources import run_store
 
 LAUNCHED = "launched_runs"  # session key: ids of the runs this session launched or joined, oldest first
@@ -26,7 +27,10 @@ def launched_runs() -> list[str]:
 def report(submitted: jobs.Submission) -> None:
     """A line saying what the launch did, and the way to the Runs page."""
     if submitted.shared:
-        status = run_store().get(submitted.run_id).status
+        try:
+            status = run_store().get(submitted.run_id).status
+        except RunNotFoundError:  # deleted since: nothing to point at any more
+            return
         st.info(f"Run {submitted.run_id} has these very settings ({status}), so you are watching it "
                 "instead of training it twice. To train it again, change the seed on the Launch page "
                 "or press 'Train a new run with these settings anyway' there.")

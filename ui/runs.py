@@ -38,7 +38,8 @@ def follow_new_runs(records: list[RunRecord]) -> None:
     followed = st.session_state.setdefault("followed_launches", set())
     launched = [i for i in launched_runs() if i not in followed]  # each once: the user may drop it
     followed.update(launched)
-    compare = st.session_state.get("compare", [])
+    # the widget's value; after a visit to another page (Streamlit then drops it) a copy of it
+    compare = st.session_state.get("compare", st.session_state.get("compare_kept", []))
     if seen is None:  # first visit in this session
         compare = [*launched, *ids[:3]]
     else:
@@ -64,6 +65,7 @@ def curves(records: list[RunRecord]) -> None:
     by_id = {r.id: r for r in records}
     chosen = st.multiselect("runs to compare", list(by_id), key="compare",
                             format_func=lambda i: run_label(i, by_id[i].config))
+    st.session_state["compare_kept"] = chosen
     picked = [by_id[i] for i in chosen]
     frame = curves_frame(store.epochs([r.id for r in picked]), picked) if picked else None
     if frame is None or frame.empty:
@@ -82,7 +84,7 @@ def curves(records: list[RunRecord]) -> None:
 def actions(records: list[RunRecord]) -> None:
     st.subheader("Actions")
     by_id = {r.id: r for r in records}
-    run_id = st.selectbox("run", list(by_id),
+    run_id = st.selectbox("run", list(by_id), key="action_run",  # keyed: its labels change with status
                           format_func=lambda i: f"{run_label(i, by_id[i].config)} [{by_id[i].status}]")
     record = by_id[run_id]
     c1, c2, c3, c4 = st.columns(4)

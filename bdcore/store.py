@@ -259,9 +259,7 @@ class RunStore:
                 return None
             gpu = None
             if place is not None:
-                in_use = [r[0] for r in db.execute(
-                    "SELECT gpu FROM runs WHERE status = ? AND gpu IS NOT NULL", (Status.RUNNING,))]
-                gpu = place(ExperimentConfig.from_dict(json.loads(row["config"])), in_use)
+                gpu = place(ExperimentConfig.from_dict(json.loads(row["config"])), self._gpus_in_use(db))
             now = time.time()
             db.execute("UPDATE runs SET status = ?, started = COALESCE(started, ?), heartbeat = ?, "
                        "updated = ?, attempts = attempts + 1, error = NULL, cancel_requested = 0, gpu = ? "
@@ -304,8 +302,11 @@ class RunStore:
     def gpus_in_use(self) -> list[int]:
         """The GPU of each running run that was pinned to one."""
         with self._db() as db:
-            rows = db.execute("SELECT gpu FROM runs WHERE status = ? AND gpu IS NOT NULL",
-                              (Status.RUNNING,)).fetchall()
+            return self._gpus_in_use(db)
+
+    @staticmethod
+    def _gpus_in_use(db: sqlite3.Connection) -> list[int]:
+        rows = db.execute("SELECT gpu FROM runs WHERE status = ? AND gpu IS NOT NULL", (Status.RUNNING,))
         return [r[0] for r in rows]
 
     def set_run_dir(self, run_id: str, path: Path) -> None:

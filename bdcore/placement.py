@@ -36,9 +36,9 @@ def pick_gpu(in_use: list[int]) -> int | None:
 
 def worker_env(gpu: int | None) -> dict[str, str]:
     """The environment of a worker process, pinned to ``gpu`` (torch's index in this process; the
-    worker sees that GPU as cuda:0). CPU
-    threads keep torch's defaults: OMP_WAIT_POLICY=PASSIVE and one thread were measured against
-    them, alone and beside a busy core, and lost (docs/performance.md, "Watching a run")."""
+    worker sees that GPU as cuda:0). CPU threads keep torch's defaults: OMP_WAIT_POLICY=PASSIVE and
+    one thread were measured against them, alone and beside a busy core, and lost
+    (docs/performance.md, "The worker's CPU threads")."""
     env = dict(os.environ)
     if gpu is not None:  # torch's index counts the GPUs this process sees, which may be a subset
         visible = [d.strip() for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]

@@ -37,6 +37,11 @@ Placer = Callable[[ExperimentConfig, list[int]], "int | None"]  # (config, GPUs 
 SHAREABLE = (Status.QUEUED, Status.RUNNING, Status.SUCCEEDED)  # a new request for the same config joins these
 
 
+def _status_in(statuses: tuple[Status, ...]) -> tuple[str, list[str]]:
+    """An SQL condition "the run's status is one of ``statuses``" and its parameters."""
+    return f"status IN ({','.join('?' * len(statuses))})", [str(s) for s in statuses]
+
+
 def _same_config(stored: str, wanted: str) -> bool:
     """Whether a stored config is ``wanted`` (canonical JSON), read as today's code reads it: runs
     saved before a field existed count with the value they used."""
@@ -195,20 +200,19 @@ class RunStore:
             return self._current(db, run_id)
 
     def list(self, statuses: tuple[Status, ...] = tuple(Status)) -> list[RunRecord]:
-        marks = ",".join("?" * len(statuses))
+        where, params = _status_in(statuses)
         with self._db() as db:
-            rows = db.execute(f"SELECT * FROM runs WHERE status IN ({marks}) ORDER BY created DESC",
-                              [str(s) for s in statuses]).fetchall()
+            rows = db.execute(f"SELECT * FROM runs WHERE {where} ORDER BY created DESC", params).fetchall()
         return [RunRecord.from_row(r) for r in rows]
 
     def change_stamp(self) -> tuple:
         """Changes whenever a run is added, removed or changes (an epoch, a status, a message), not
         on heartbeats: one aggregate query, for pages that redraw only when something changed.
         The third item is the number of queued and running runs."""
+        active, params = _status_in(ACTIVE)
         with self._db() as db:
-            return tuple(db.execute(
-                f"SELECT COUNT(*), MAX(updated), TOTAL(status IN ({','.join('?' * len(ACTIVE))})), "
-                "(SELECT COUNT(*) FROM epochs) FROM runs", [str(s) for s in ACTIVE]).fetchone())
+            return tuple(db.execute(f"SELECT COUNT(*), MAX(updated), TOTAL({active}), "
+                                    "(SELECT COUNT(*) FROM epochs) FROM runs", params).fetchone())
 
     def epochs(self, run_ids: list[str] | None = None) -> list[dict]:
         with self._db() as db:
@@ -234,11 +238,10 @@ class RunStore:
         at once share one run."""
         config.validate()
         wanted = config.to_json()
+        shareable, params = _status_in(SHAREABLE)
         with self._transaction() as db:
-            marks = ",".join("?" * len(SHAREABLE))
-            rows = db.execute(f"SELECT id, config FROM runs WHERE status IN ({marks}) "
-                              "AND cancel_requested = 0 ORDER BY created DESC",
-                              [str(s) for s in SHAREABLE]).fetchall()
+            rows = db.execute(f"SELECT id, config FROM runs WHERE {shareable} AND cancel_requested = 0 "
+                              "ORDER BY created DESC", params).fetchall()
             for row in rows:
                 if _same_config(row["config"], wanted):
                     return row["id"], True

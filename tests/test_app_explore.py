@@ -82,3 +82,15 @@ def test_unlabeled_page_without_runs_says_so(isolated_env):
     at = page("ui/unlabeled.py").run()
     assert not at.exception
     assert "No run with a trained teacher" in at.info[0].value
+
+
+def test_the_first_view_prepared_ahead_is_the_pages_first_view(tiny_run):
+    """What the worker computes when a run finishes (``prepare_first_view``) is exactly what the
+    page shows first, so a class opening the page loads it instead of waiting for a t-SNE."""
+    from bdcore.embeddings import ExploreSession, prepare_first_view
+
+    run_id, path = tiny_run
+    assert not prepare_first_view(ExploreSession(path, run_id)).cached
+    at = page("ui/embeddings.py").run()
+    assert not at.exception and not at.error
+    assert any("loaded from the cache" in c.value for c in at.caption)

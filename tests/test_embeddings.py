@@ -1,6 +1,7 @@
 """The embedding engine on tiny data: sampling, features, reducers, caching, determinism, and
 that labeled and unlabeled points really come from their sets."""
 import json
+import time
 
 import numpy as np
 import pytest
@@ -152,3 +153,28 @@ def test_a_run_without_teacher_or_data_is_refused_plainly(tiny_data):
     (path / "config.json").write_text(json.dumps({**config, "unlabeled": "kmnist"}))  # not on disk
     with pytest.raises(ExploreError, match="data cannot be loaded.*kmnist"):
         ExploreSession(path, run_id)
+
+
+def test_a_key_being_computed_makes_the_second_caller_wait_then_load(tmp_path):
+    """Two callers of one key (two sessions, or the app and a run's worker): the second is told it
+    waits, blocks until the first has saved, and then finds the result."""
+    import threading
+
+    from bdcore.embeddings import ArrayCache
+
+    cache, inside, waited, found = ArrayCache(tmp_path), threading.Event(), [], []
+
+    def first() -> None:
+        with cache.computing("k", waiting=lambda: waited.append("first")):
+            inside.set()
+            time.sleep(0.3)
+            cache.save("k", {"x": np.arange(3)})
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    inside.wait(5)
+    with cache.computing("k", waiting=lambda: waited.append("second")):
+        found.append(cache.load("k"))
+    thread.join()
+    assert waited == ["second"]
+    assert found[0]["x"].tolist() == [0, 1, 2]

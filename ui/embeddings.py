@@ -6,7 +6,16 @@ import numpy as np
 import streamlit as st
 import streamlit.components.v1 as components
 
-from bdcore.embeddings import METRICS, REDUCERS, REPRESENTATIONS, ReduceParams, SampleSpec, embed, softmax
+from bdcore.embeddings import (
+    METRICS,
+    REDUCERS,
+    REPRESENTATIONS,
+    ReduceParams,
+    SampleSpec,
+    embed,
+    first_view_spec,
+    softmax,
+)
 from bdcore.embeddings.figures import (
     COLOUR_BY,
     embedding_frame,
@@ -17,7 +26,7 @@ from bdcore.embeddings.figures import (
 from bdcore.embeddings.reduce import INITS, TSNE_IMPLS
 from bdcore.errors import UserError
 from bdcore.stage_names import TEACHER
-from ui.resources import embedding_lock, hover_thumbnails, umap_warmed_up
+from ui.resources import hover_thumbnails, umap_warmed_up
 from ui.run_picker import pick_run, soft_label_temperature
 
 HOVER_THUMBNAILS = Path(__file__).resolve().parents[1] / "assets" / "hover_thumbnails.js"
@@ -35,36 +44,37 @@ session = pick_run(st.container(), "embed_run",
                    "No run with a trained teacher yet. Launch one from the Home or Launch page; its "
                    "embedding can be explored here as soon as its teacher stage has finished.")
 
+d = ReduceParams()  # the defaults: the first view is then the one the run's worker computed ahead
 with st.form("embedding settings"):
     c1, c2, c3, c4 = st.columns(4)
     roles = c1.multiselect("models (two: side by side)", session.roles, default=[TEACHER], max_selections=2,
                            help="Teacher and a student embed the same samples, for comparison.")
-    method = c2.selectbox("method", list(REDUCERS),
+    method = c2.selectbox("method", list(REDUCERS), list(REDUCERS).index(d.method),
                           format_func=lambda m: {"tsne": "t-SNE", "umap": "UMAP", "pca": "PCA"}[m])
     representation = c3.selectbox("space", REPRESENTATIONS, format_func=lambda r: {
         "features": "penultimate features", "logits": "logits"}[r])
-    dims = c4.radio("dimensions", [2, 3], horizontal=True)
+    dims = c4.radio("dimensions", [2, 3], [2, 3].index(d.dims), horizontal=True)
     c1, c2, c3, c4 = st.columns(4)
-    n_labeled = c1.number_input("labeled test samples", 1, len(session.data.test_y),
-                                min(1000, len(session.data.test_y)), 100)
-    n_unlabeled = c2.number_input("unlabeled samples", 1, len(session.data.unlabeled_x),
-                                  min(1000, len(session.data.unlabeled_x)), 100)
-    sample_seed = c3.number_input("sample seed", 0, 2**31 - 1, 0)
-    seed = c4.number_input("embedding seed", 0, 2**31 - 1, 0)
+    first = first_view_spec(session)
+    n_labeled = c1.number_input("labeled test samples", 1, len(session.data.test_y), first.n_labeled, 100)
+    n_unlabeled = c2.number_input("unlabeled samples", 1, len(session.data.unlabeled_x), first.n_unlabeled,
+                                  100)
+    sample_seed = c3.number_input("sample seed", 0, 2**31 - 1, first.seed)
+    seed = c4.number_input("embedding seed", 0, 2**31 - 1, d.seed)
     with st.expander("method parameters"):
         c1, c2, c3, c4 = st.columns(4)
-        perplexity = c1.number_input("t-SNE perplexity", 2.0, 200.0, 30.0, 5.0)
-        learning_rate = c2.number_input("t-SNE learning rate (0: auto)", 0.0, 5000.0, 0.0, 50.0)
-        n_iter = c3.number_input("t-SNE iterations (after 250 exaggerated)", 50, 5000, 250, 50)
-        tsne_impl = c4.selectbox("t-SNE implementation", TSNE_IMPLS)
+        perplexity = c1.number_input("t-SNE perplexity", 2.0, 200.0, d.perplexity, 5.0)
+        learning_rate = c2.number_input("t-SNE learning rate (0: auto)", 0.0, 5000.0, d.learning_rate, 50.0)
+        n_iter = c3.number_input("t-SNE iterations (after 250 exaggerated)", 50, 5000, d.n_iter, 50)
+        tsne_impl = c4.selectbox("t-SNE implementation", TSNE_IMPLS, TSNE_IMPLS.index(d.tsne_impl))
         c1, c2, c3, c4 = st.columns(4)
-        n_neighbors = c1.number_input("UMAP n_neighbors", 2, 200, 15)
-        min_dist = c2.number_input("UMAP min_dist", 0.0, 1.0, 0.1, 0.05)
-        n_epochs = c3.number_input("UMAP epochs", 10, 2000, 200, 50)
-        pca_dims = c4.number_input("PCA pre-reduction (0: none)", 0, 512, 50)
+        n_neighbors = c1.number_input("UMAP n_neighbors", 2, 200, d.n_neighbors)
+        min_dist = c2.number_input("UMAP min_dist", 0.0, 1.0, d.min_dist, 0.05)
+        n_epochs = c3.number_input("UMAP epochs", 10, 2000, d.n_epochs, 50)
+        pca_dims = c4.number_input("PCA pre-reduction (0: none)", 0, 512, d.pca_dims)
         c1, c2 = st.columns(2)
-        metric = c1.selectbox("metric", METRICS)
-        init = c2.selectbox("init", ["auto", "pca", "random", "spectral"],
+        metric = c1.selectbox("metric", METRICS, METRICS.index(d.metric))
+        init = c2.selectbox("init", ["auto", "pca", "random", "spectral"], 0,  # "auto", as ReduceParams
                             help=f"t-SNE: {', '.join(INITS['tsne'])}; UMAP: {', '.join(INITS['umap'])}")
     st.form_submit_button("Compute embedding", type="primary")
 
@@ -91,16 +101,11 @@ thumbs_on = c4.toggle("hover thumbnails", value=True)
 embeddings = {}
 for role in roles:
     bar = st.progress(0.0, text=f"{role}: starting")
-    lock = embedding_lock(repr((session.path, session.identity(role), spec, params, representation)))
-    if lock.locked():
-        bar.progress(0.0, text=f"{role}: another session is computing this embedding; it is shown here "
-                               "as soon as it is ready")
     try:
-        with lock:
-            embeddings[role] = embed(
-                session, role, spec, params, representation,
-                progress=lambda f, m, bar=bar, role=role: bar.progress(min(max(f, 0.0), 1.0),
-                                                                       text=f"{role}: {m}"))
+        embeddings[role] = embed(
+            session, role, spec, params, representation,
+            progress=lambda f, m, bar=bar, role=role: bar.progress(min(max(f, 0.0), 1.0),
+                                                                   text=f"{role}: {m}"))
     except UserError as err:
         bar.empty()
         st.error(f"{role}: {err}")

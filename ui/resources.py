@@ -1,5 +1,5 @@
 """What every page, session and browser tab of the app process shares: the run store, the Runs
-page's curves, the runs opened for exploration, one lock per embedding being computed, and UMAP's
+page's curves, the runs opened for exploration, hover thumbnails, and UMAP's
 one-off warm-up (each an ``st.cache_resource``)."""
 import threading
 from pathlib import Path
@@ -51,15 +51,6 @@ def explore_session(path: str, run_id: str, stamps: tuple) -> ExploreSession:
     (``bdcore.embeddings.checkpoint_stamps(path)``) is only part of the key: a run whose
     checkpoints changed since (a stage finished, a resume) is opened afresh."""
     return ExploreSession(Path(path), run_id)
-
-
-@st.cache_resource(max_entries=256, show_spinner=False)
-def embedding_lock(key: str) -> threading.Lock:
-    """The lock of one embedding (``key``: the run, model and every setting). Sessions that ask for
-    the same uncached embedding at once (a class opening the page together) compute it once: the
-    first computes and stores it on disk, the others wait and load it. Measured: 20 sessions
-    otherwise each ran the same t-SNE on 2 cores (docs/reliability.md, "Many users")."""
-    return threading.Lock()
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

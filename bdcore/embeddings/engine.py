@@ -70,10 +70,18 @@ def embed(session: ExploreSession, role: str = TEACHER, spec: SampleSpec = Sampl
     key = cache_key(v=ENGINE_VERSION, kind="embedding", model=session.identity(role),
                     spec=spec.to_dict(), params=params.to_dict(), representation=representation)
     hit = session.cache.load(key)
-    if hit is not None:
-        progress(1.0, "loaded from cache")
-        return Embedding(**hit, role=role, representation=representation, spec=spec, params=params,
-                         cached=True)
+    if hit is None:
+        with session.cache.computing(key, lambda: progress(0.0, "another session or the run's worker is "
+                                                  "computing this embedding; shown as soon as it is ready")):
+            hit = session.cache.load(key)  # it may have been computed while this one waited
+            if hit is None:
+                return _compute(session, role, spec, params, representation, key, progress)
+    progress(1.0, "loaded from cache")
+    return Embedding(**hit, role=role, representation=representation, spec=spec, params=params, cached=True)
+
+
+def _compute(session: ExploreSession, role: str, spec: SampleSpec, params: ReduceParams,
+             representation: str, key: str, progress: Progress) -> Embedding:
     seconds = {}
     start = time.perf_counter()
     samples = sample_set(session, spec)
@@ -99,6 +107,20 @@ def embed(session: ExploreSession, role: str = TEACHER, spec: SampleSpec = Sampl
                                               "spec": spec.to_dict(), "params": params.to_dict(),
                                               "representation": representation, "seconds": seconds})
     return result
+
+
+def first_view_spec(session: ExploreSession) -> SampleSpec:
+    """The samples the Embeddings page shows first: ``SampleSpec``'s counts, or all of a smaller set."""
+    default = SampleSpec()
+    return SampleSpec(min(default.n_labeled, len(session.data.test_y)),
+                      min(default.n_unlabeled, len(session.data.unlabeled_x)), default.seed)
+
+
+def prepare_first_view(session: ExploreSession, progress: Progress | None = None) -> Embedding:
+    """Compute the Embeddings page's first view of a run (the teacher, its default samples and
+    settings) into the run's cache, so a class opening the page once the run is done loads it
+    instead of waiting for a t-SNE."""
+    return embed(session, TEACHER, first_view_spec(session), ReduceParams(), REPRESENTATIONS[0], progress)
 
 
 def set_outputs(session: ExploreSession, role: str, which: str, features: bool = False,

@@ -5,14 +5,24 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from . import jobs
-from .cli_options import add_config_options, config_from_args
+from .cli_options import add_config_options, config_from_args, writable_folder
+from .data import check_dataset_path
+from .errors import ConfigError
+from .runs import RunsRoot
 from .store import ACTIVE, RunStore
 
 
 def _store(args: argparse.Namespace) -> RunStore:
-    return RunStore(args.store)
+    """The run store asked for; its folder is checked first (RunStore checks the file itself)."""
+    path = Path(args.store) if args.store else RunsRoot.default().store_path
+    if path.is_dir():
+        raise ConfigError(f"run store {path} is a folder, not a file; give a file with --store "
+                          "(or a runs folder with BD_RUNS_DIR)")
+    writable_folder(path.parent, "runs folder", "choose another with --store or BD_RUNS_DIR")
+    return RunStore(path)
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -41,8 +51,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    config = config_from_args(args).validate()
+    for name in (config.labeled, config.unlabeled):  # a missing folder would only fail in the worker
+        check_dataset_path(name)
     store = _store(args)
-    submitted = jobs.submit(store, config_from_args(args), force=args.force)  # the store validates it
+    submitted = jobs.submit(store, config, force=args.force)
     if submitted.shared:
         status = store.get(submitted.run_id).status
         print(f"run {submitted.run_id} ({status}) has these very settings: it is shared, not queued "

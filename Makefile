@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 DATA ?= $(if $(BD_DATA_DIR),$(BD_DATA_DIR),$(wildcard ../shared/datasets))
 
-.PHONY: run lint test test-all bench bench-speed reproduce clean
+.PHONY: run lint test test-all bench bench-speed bench-users reproduce clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ bench: $(STAMP)
 
 bench-speed: $(STAMP)
 	BD_DATA_DIR=$(DATA) $(PY) bench/run_all.py --suite speed --out 'docs/bench-{device}.json'
+
+# 20 sessions at once while a run trains, and the server's memory over 500 sessions (about 10 min
+# on a 2-core CPU): docs/reliability.md, "Many users".
+bench-users: $(STAMP)
+	$(PY) bench/run_all.py --suite users --out 'docs/bench-users-{device}.json'
 
 # Table 1 beside the paper, with its wall time (~17 min on a 2-core CPU).
 reproduce: $(STAMP)

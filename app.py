@@ -2,13 +2,20 @@
 and the navigation between the pages in ui/."""
 import streamlit as st
 
+from bdcore.errors import UserError
+
 st.set_page_config(page_title="Blind Distillation Explorer", page_icon="🎓", layout="wide")
 
 # Explicit URL paths keep the addresses the app has always had (/Launch, /Runs, ...).
-st.navigation([
+page = st.navigation([
     st.Page("ui/home.py", title="Home", icon="🎓", default=True),
     st.Page("ui/launch.py", title="Launch", icon="🚀", url_path="Launch"),
     st.Page("ui/runs.py", title="Runs", icon="📈", url_path="Runs"),
     st.Page("ui/embeddings.py", title="Embeddings", icon="🗺️", url_path="Embeddings"),
     st.Page("ui/unlabeled.py", title="Unlabeled explorer", icon="🔎", url_path="Unlabeled"),
-]).run()
+ ])
+try:
+    page.run()
+except UserError as err:  # an unusable file or folder the user can fix: say so, never a traceback
+    st.error(str(err))
+

@@ -29,3 +29,7 @@ class TrainingDivergedError(UserError, ArithmeticError):
 
 class RunStateError(UserError, ValueError):
     """An action the run's current status does not allow (resume a running run, delete a queued one)."""
+
+
+class StoreError(UserError):
+    """A run store file or its folder that cannot be used (not a database, locked, disk full)."""

@@ -19,7 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from .config import ExperimentConfig
-from .errors import RunNotFoundError, RunStateError
+from .errors import RunNotFoundError, RunStateError, StoreError
 from .runs import RunsRoot
 
 
@@ -35,11 +35,31 @@ ACTIVE = (Status.QUEUED, Status.RUNNING)
 RESUMABLE = (Status.FAILED, Status.CANCELLED)
 Placer = Callable[[ExperimentConfig, list[int]], "int | None"]  # (config, GPUs in use) -> GPU for it
 SHAREABLE = (Status.QUEUED, Status.RUNNING, Status.SUCCEEDED)  # a new request for the same config joins these
+LOCK_TIMEOUT_S = 30.0  # how long a call waits for another process's write before giving up
 
 
 def _status_in(statuses: tuple[Status, ...]) -> tuple[str, list[str]]:
     """An SQL condition "the run's status is one of ``statuses``" and its parameters."""
     return f"status IN ({','.join('?' * len(statuses))})", [str(s) for s in statuses]
+
+
+def _store_error(path: Path, err: sqlite3.Error) -> StoreError | None:
+    """The user's side of an SQLite error on the store file: what is wrong and what to do. None for
+    an error that is a bug (bad SQL, a constraint), which keeps its traceback."""
+    text = str(err).lower()
+    elsewhere = "or choose another runs folder (BD_RUNS_DIR, or the command's --runs-dir / --store)"
+    if "locked" in text or "busy" in text:
+        return StoreError(f"the run store {path} stayed locked by another process for over "
+                          f"{LOCK_TIMEOUT_S:.0f} s; stop whatever holds it open for writing and try again")
+    if "not a database" in text or "malformed" in text or "encrypted" in text:
+        return StoreError(f"{path} is not a readable run store ({err}); move it aside, and a new "
+                          f"one is made, {elsewhere}")
+    if "full" in text:
+        return StoreError(f"the disk holding the run store {path} is full; free some space and try again")
+    if "readonly" in text or "unable to open" in text or "i/o" in text:
+        return StoreError(f"the run store {path} cannot be opened for writing ({err}); check the "
+                          f"folder's permissions, {elsewhere}")
+    return None
 
 
 def _same_config(stored: str, wanted: str) -> bool:
@@ -142,21 +162,33 @@ class RunStore:
     def __init__(self, path: str | Path | None = None):
         self.path = Path(path) if path else RunsRoot.default().store_path
         self.root = RunsRoot.holding(self.path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:  # a file in the way, no permission, a read-only disk
+            raise StoreError(f"cannot create the runs folder {self.path.parent} ({err.strerror}); choose "
+                             "another with BD_RUNS_DIR or the command's --runs-dir / --store") from None
         with self._db() as db:
             db.execute("PRAGMA journal_mode=WAL")
-            self._migrate(db)
+            self._migrate(db, self.path)
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute("PRAGMA synchronous=NORMAL")
+        """A connection for one call. SQLite errors the user can act on (a damaged, locked or
+        unwritable file, a full disk) leave as one ``StoreError``."""
         try:
-            yield db
-        finally:
-            db.close()
+            db = sqlite3.connect(self.path, timeout=LOCK_TIMEOUT_S, isolation_level=None)
+            try:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA foreign_keys=ON")
+                db.execute("PRAGMA synchronous=NORMAL")
+                yield db
+            finally:
+                db.close()
+        except sqlite3.Error as err:
+            user_error = _store_error(self.path, err)
+            if user_error is None:
+                raise
+            raise user_error from err
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
@@ -167,18 +199,25 @@ class RunStore:
                 yield db
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite rolls back by itself after some errors (a full disk)
+                    db.execute("ROLLBACK")
                 raise
 
     @staticmethod
-    def _migrate(db: sqlite3.Connection) -> None:
+    def _migrate(db: sqlite3.Connection, path: Path) -> None:
         """Bring the schema up to date. The version is read inside the write lock: processes that
-        open a new store at once migrate it once, one after another."""
-        if db.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+        open a new store at once migrate it once, one after another. Another program's SQLite
+        database is refused rather than written into."""
+        if db.execute("PRAGMA user_version").fetchone()[0] >= len(MIGRATIONS):
             return
         db.execute("BEGIN IMMEDIATE")
         try:
             version = db.execute("PRAGMA user_version").fetchone()[0]
+            tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            if version == 0 and tables:
+                raise StoreError(f"{path} is another program's SQLite database (tables: "
+                                 f"{', '.join(tables[:5])}), not a run store; move it aside or choose "
+                                 "another runs folder (BD_RUNS_DIR, or the command's --runs-dir / --store)")
             for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
                 for statement in script.split(";"):
                     if statement.strip():

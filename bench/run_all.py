@@ -3,9 +3,11 @@
 - ``classroom`` (`make bench`, under 5 minutes on a 2-core CPU): the quick preset unwatched and
   watched in Chromium, 20 simultaneous launches, the worker's thread policy (bench/classroom.py);
 - ``speed`` (`make bench-speed`): the per-step figures of the loop, the teacher cache, the usual
-  DataLoader loop, precision, scaling and memory. Table 1 is `make reproduce`.
+  DataLoader loop, precision, scaling and memory. Table 1 is `make reproduce`;
+- ``users`` (`make bench-users`): 20 sessions at once against one app server while a run trains,
+  in Streamlit's protocol and in Chromium, and the server's RSS over 500 sessions (bench/many_users.py).
 
-    python bench/run_all.py --suite classroom|speed [--out 'docs/bench-{device}.json'] [--quick]
+    python bench/run_all.py --suite classroom|speed|users [--out 'docs/bench-{device}.json'] [--quick]
                             [--device cpu|cuda]
 
 Each figure is a ratio of two things measured side by side in this run (absolute times are only
@@ -20,7 +22,9 @@ import time
 import traceback
 from pathlib import Path
 
+import classroom
 import loop_efficiency
+import many_users
 import precision
 import scaling
 import teacher_cache
@@ -39,7 +43,6 @@ from common import (
     peak_rss_mb,
 )
 
-import classroom
 from bdcore.device import device_name, resolve_device
 
 
@@ -59,7 +62,7 @@ def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--out", help="write JSON here and the table as markdown beside it; {device} in the "
                                       "name becomes cpu or gpu")
-    parser.add_argument("--suite", choices=["classroom", "speed"], default="classroom",
+    parser.add_argument("--suite", choices=["classroom", "speed", "users"], default="classroom",
                         help="which figures (default: %(default)s)")
     parser.add_argument("--workers", type=int, default=None,
                         help="DataLoader workers for the usual way (default: 0 on CPU, 4 on GPU)")
@@ -67,13 +70,15 @@ def main() -> int:
     args = parser.parse_args()
     say = lambda msg: print(msg, flush=True)  # noqa: E731
     env = environment()
-    # the classroom suite trains in worker processes on the demo subset: no data in this process
+    # the classroom and users suites train in worker processes on the demo subset: no data in this process
     ctx = make_context(args, say) if args.suite == "speed" else None
     device = ctx.device if ctx else resolve_device(args.device)
     env["device"] = device_name(device)
     say(f"device {env['device']}, torch {env['torch']}, loadavg {env['loadavg_start']}")
     benchmarks = {
         "classroom": [("classroom", lambda c: classroom.run(c, browser=not args.quick))],
+        "users": [("many_users", lambda c: many_users.run(c, **many_users.QUICK) if args.quick
+                   else many_users.run(c))],
         "speed": [("loop_efficiency", loop_efficiency.run), ("teacher_cache", teacher_cache.run),
                   ("versus_usual", lambda c: versus_usual.run(c, args.workers)),
                   ("precision", precision.run), ("scaling", scaling.run), ("memory", memory_figures)],

@@ -13,12 +13,11 @@ from bdcore.embeddings.figures import (
     frame_for_csv,
     scatter_figure,
     soft_label_tile,
-    thumbnail,
 )
 from bdcore.embeddings.reduce import INITS, TSNE_IMPLS
 from bdcore.errors import UserError
 from bdcore.stage_names import TEACHER
-from ui.resources import umap_warmed_up
+from ui.resources import embedding_lock, hover_thumbnails, umap_warmed_up
 from ui.run_picker import pick_run, soft_label_temperature
 
 HOVER_THUMBNAILS = Path(__file__).resolve().parents[1] / "assets" / "hover_thumbnails.js"
@@ -92,11 +91,16 @@ thumbs_on = c4.toggle("hover thumbnails", value=True)
 embeddings = {}
 for role in roles:
     bar = st.progress(0.0, text=f"{role}: starting")
+    lock = embedding_lock(repr((session.path, session.identity(role), spec, params, representation)))
+    if lock.locked():
+        bar.progress(0.0, text=f"{role}: another session is computing this embedding; it is shown here "
+                               "as soon as it is ready")
     try:
-        embeddings[role] = embed(
-            session, role, spec, params, representation,
-            progress=lambda f, m, bar=bar, role=role: bar.progress(min(max(f, 0.0), 1.0),
-                                                                   text=f"{role}: {m}"))
+        with lock:
+            embeddings[role] = embed(
+                session, role, spec, params, representation,
+                progress=lambda f, m, bar=bar, role=role: bar.progress(min(max(f, 0.0), 1.0),
+                                                                       text=f"{role}: {m}"))
     except UserError as err:
         bar.empty()
         st.error(f"{role}: {err}")
@@ -117,10 +121,8 @@ for column, (role, emb) in zip(columns, embeddings.items(), strict=True):
         st.caption(f"Hover thumbnails are off above {MAX_THUMBNAILS:,} points "
                    f"(this chart has {len(view):,}).")
     elif thumbs_on:
-        images = {w: session.images(w, view["index"][view["set"] == w].to_numpy())
-                  for w in ("labeled", "unlabeled")}
-        order = {w: iter(images[w]) for w in images}
-        thumbs = [thumbnail(next(order[w])) for w in view["set"]]
+        thumbs = hover_thumbnails(str(session.path), tuple(view["set"]), tuple(map(int, view["index"])),
+                                  session)
     fig = scatter_figure(view, session, colour_by, thumbs,
                          title=f"{role} · {representation} · {method} · {len(view)} points")
     with column:

@@ -1,14 +1,20 @@
-"""What every page, session and browser tab of the app process shares: the run store, the runs
-opened for exploration, and UMAP's one-off warm-up (each an ``st.cache_resource``)."""
+"""What every page, session and browser tab of the app process shares: the run store, the Runs
+page's curves, the runs opened for exploration, one lock per embedding being computed, and UMAP's
+one-off warm-up (each an ``st.cache_resource``)."""
 import threading
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from bdcore.embeddings import ExploreSession, warm_up_umap
+from bdcore.embeddings.figures import thumbnail
 from bdcore.jobs import Housekeeper
+from bdcore.reports import curves_figure, curves_frame
 from bdcore.runs import RunsRoot
-from bdcore.store import RunStore
+from bdcore.store import RunRecord, RunStore
 
 
 @st.cache_resource(show_spinner=False)
@@ -22,6 +28,22 @@ def run_store() -> RunStore:
     return _store_at(str(RunsRoot.default().store_path.resolve()))
 
 
+# Keyed on the store's change stamp and the runs shown: every session watching the same runs shares one
+# frame and one figure per change (an epoch, a status) instead of building its own; building the
+# figure (plotly, one reference line per run and panel) was most of a Runs page's server time.
+# Shared objects: callers only read them.
+@st.cache_resource(max_entries=32, show_spinner=False)
+def curves_data(stamp: tuple, run_ids: tuple[str, ...], _records: list[RunRecord]) -> pd.DataFrame:
+    """The epochs of ``run_ids`` (``_records``, in that order) as the Runs page plots them."""
+    return curves_frame(run_store().epochs(list(run_ids)), _records)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def curves_chart(stamp: tuple, run_ids: tuple[str, ...], metric: str, _records: list[RunRecord]) -> go.Figure:
+    """The Runs page's chart of ``metric`` for ``run_ids`` (``_records``, in that order)."""
+    return curves_figure(curves_data(stamp, run_ids, _records), _records, metric)
+
+
 # Two at most: each holds a paired dataset in memory (about 0.5 GB for MNIST + Fashion-MNIST).
 @st.cache_resource(max_entries=2, show_spinner="Loading the run's data and models...")
 def explore_session(path: str, run_id: str, stamps: tuple) -> ExploreSession:
@@ -29,6 +51,25 @@ def explore_session(path: str, run_id: str, stamps: tuple) -> ExploreSession:
     (``bdcore.embeddings.checkpoint_stamps(path)``) is only part of the key: a run whose
     checkpoints changed since (a stage finished, a resume) is opened afresh."""
     return ExploreSession(Path(path), run_id)
+
+
+@st.cache_resource(max_entries=256, show_spinner=False)
+def embedding_lock(key: str) -> threading.Lock:
+    """The lock of one embedding (``key``: the run, model and every setting). Sessions that ask for
+    the same uncached embedding at once (a class opening the page together) compute it once: the
+    first computes and stores it on disk, the others wait and load it. Measured: 20 sessions
+    otherwise each ran the same t-SNE on 2 cores (docs/reliability.md, "Many users")."""
+    return threading.Lock()
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def hover_thumbnails(path: str, sets: tuple[str, ...], index: tuple[int, ...],
+                     _session: ExploreSession) -> list[str]:
+    """PNG data URIs of the run's images ``index`` of ``sets`` (labeled / unlabeled, point by point),
+    encoded once for every session showing the same points (2,000 PNGs a chart by default)."""
+    order = {w: iter(_session.images(w, np.array([i for s, i in zip(sets, index, strict=True) if s == w])))
+             for w in set(sets)}
+    return [thumbnail(next(order[w])) for w in sets]
 
 
 @st.cache_resource(show_spinner=False)

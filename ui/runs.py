@@ -5,10 +5,10 @@ import streamlit as st
 
 from bdcore import jobs
 from bdcore.errors import UserError
-from bdcore.reports import curves_figure, curves_frame, run_label, runs_table, summary_frame
+from bdcore.reports import run_label, runs_table, summary_frame
 from bdcore.store import ACTIVE, RESUMABLE, RunRecord
 from ui.launching import launched_runs
-from ui.resources import housekeeper, run_store
+from ui.resources import curves_chart, curves_data, housekeeper, run_store
 
 ACTIVE_REFRESH_S = 2  # while a run is queued or running
 IDLE_REFRESH_S = 15  # nothing active: only to notice runs launched elsewhere
@@ -67,7 +67,7 @@ def curves(records: list[RunRecord]) -> None:
                             format_func=lambda i: run_label(i, by_id[i].config))
     st.session_state["compare_kept"] = chosen
     picked = [by_id[i] for i in chosen]
-    frame = curves_frame(store.epochs([r.id for r in picked]), picked) if picked else None
+    frame = curves_data(stamp, tuple(chosen), picked) if picked else None
     if frame is None or frame.empty:
         waiting = [run_label(r.id, r.config) for r in picked if r.status in ACTIVE]
         st.info(f"Waiting for the first epoch of {', '.join(waiting)}." if waiting else
@@ -76,7 +76,7 @@ def curves(records: list[RunRecord]) -> None:
     # one chart at a time: each redraw costs the browser about a second of CPU on a 2-core machine,
     # taken from the training it shows (docs/performance.md, "Watching a run")
     metric = st.radio("curve", list(CURVES), format_func=CURVES.get, horizontal=True, key="curve")
-    st.plotly_chart(curves_figure(frame, picked, metric), key="curves")
+    st.plotly_chart(curves_chart(stamp, tuple(chosen), metric, picked), key="curves")
     if metric == "test_acc":
         st.caption("Dashed grey: the run's teacher. Dotted red: the paper's Table 1 figure for this pair.")
 

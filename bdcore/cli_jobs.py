@@ -5,24 +5,15 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 from . import jobs
-from .cli_options import add_config_options, config_from_args, writable_folder
+from .cli_options import add_config_options, config_from_args
 from .data import check_dataset_path
-from .errors import ConfigError
-from .runs import RunsRoot
 from .store import ACTIVE, RunStore
 
 
 def _store(args: argparse.Namespace) -> RunStore:
-    """The run store asked for; its folder is checked first (RunStore checks the file itself)."""
-    path = Path(args.store) if args.store else RunsRoot.default().store_path
-    if path.is_dir():
-        raise ConfigError(f"run store {path} is a folder, not a file; give a file with --store "
-                          "(or a runs folder with BD_RUNS_DIR)")
-    writable_folder(path.parent, "runs folder", "choose another with --store or BD_RUNS_DIR")
-    return RunStore(path)
+    return RunStore(args.store)  # a file or folder it cannot use is a StoreError
 
 
 def cmd_list(args: argparse.Namespace) -> int:

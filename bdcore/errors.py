@@ -23,8 +23,9 @@ class RunNotFoundError(UserError, KeyError):
 
 
 class TrainingDivergedError(UserError, ArithmeticError):
-    """A stage whose loss became NaN or infinite: its settings (learning rate, temperature) are too
-    aggressive for the data; the stage and the run fail instead of training on garbage."""
+    """A stage whose loss or weights became NaN or infinite: its settings (learning rate,
+    temperature) are too aggressive for the data; the stage and the run fail instead of training
+    on garbage."""
 
 
 class RunStateError(UserError, ValueError):

@@ -251,6 +251,16 @@ def truncated_store(_ctx: Ctx, path: Path) -> None:
     path.write_bytes(path.read_bytes()[:1500])
 
 
+def locked_store(ctx: Ctx, path: Path) -> None:
+    """A valid store another process holds a write transaction on, for longer than the store
+    waits (its wait shortened from 30 s so that the test stays fast)."""
+    RunStore(path).add(ExperimentConfig())
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    ctx.monkeypatch.setattr(ctx, "holder", holder, raising=False)  # open until the test ends
+    ctx.monkeypatch.setattr("bdcore.store.LOCK_TIMEOUT_S", 0.2)
+
+
 def foreign_store(_ctx: Ctx, path: Path) -> None:
     with sqlite3.connect(path) as db:
         db.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL)")

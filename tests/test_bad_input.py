@@ -40,6 +40,7 @@ from bad_input_cases import (
     idx_header,
     image_folder,
     jobs,
+    locked_store,
     options,
     plain_mnist_empty,
     plain_mnist_truncated,
@@ -74,7 +75,7 @@ from bdcore.worker import work
 ROOT = Path(__file__).resolve().parents[1]
 # "Says what to do": an instruction, a choice offered, or the rule the value broke
 ADVICE = re.compile(r"\b(choose|give|use|set|delete|remove|fix|check|put|lower|extract|add|free|"
-                    r"turn|leave|restore|train|shrink|replace|cancel|must|should|needs?|only|see)\b|"
+                    r"turn|leave|restore|train|shrink|replace|cancel|stop|try|must|should|needs?|only|see)\b|"
                     r"python -m bdcore")
 HALF_WRITTEN = "leaves a run folder behind: needs experiment.py change: load the data before RunDir.create"
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="asks for a GPU this machine has")
@@ -178,6 +179,7 @@ STORE_CASES = [
          id="store-random-bytes"),
     case(store_file(truncated_store), "store.db", id="store-truncated"),
     case(store_file(foreign_store), "store.db", id="store-foreign-sqlite"),
+    case(store_file(locked_store), "store.db", "locked", id="store-locked"),
     case(store_file(lambda _ctx, p: p.mkdir()), "store.db", id="store-is-a-folder"),
     case(lambda ctx: ["jobs", "--store", "/sys/bd-store/runs.db", "list"], "/sys/bd-store",
          id="store-folder-cannot-be-created"),

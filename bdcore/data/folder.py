@@ -104,7 +104,7 @@ def check_folder(path: str | Path) -> Path:
     """The folder of a ``folder:PATH`` dataset, if it is one (nothing is read)."""
     root = Path(path).expanduser()
     if root.is_file():  # an archive or a CSV manifest: only folders of image files are read
-        raise FolderDatasetError(f"folder dataset: {root} is a file, not a folder; give a folder of "
+        raise FolderDatasetError(f"folder dataset: {root} is not a folder but a file; give a folder of "
                                  "images (extract an archive first; CSV manifests are not read)")
     if not root.is_dir():
         raise FolderDatasetError(f"folder dataset: {root} is not a folder; check the path")

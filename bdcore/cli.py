@@ -2,21 +2,26 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 import time
+from typing import NoReturn
 
 from tqdm import tqdm
 
 from .cli_jobs import add_jobs_parser
-from .cli_options import add_config_options, config_from_args
+from .cli_options import add_config_options, config_from_args, writable_folder
 from .data import DATASETS, locate_dataset
-from .errors import UserError
+from .device import resolve_device
+from .errors import ConfigError, UserError
 from .experiment import ExperimentResult, RunEvent, run_experiment
 from .reproduce import TABLES, run_table
 from .runs import RunsRoot
 from .train import EpochReport
 
+# A full or read-only disk found in the middle of a command: the machine's state, never a bug
+STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 RUNS_DIR_HELP = "where run directories go (default: $BD_RUNS_DIR or ./runs)"
 
 
@@ -46,6 +51,11 @@ class ProgressBar:
             self.bar = None
 
 
+def one_line(text: str) -> str:
+    """A message as one line, however its parts were written."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def _percent(x: float) -> str:
     return f"{100 * x:.2f}%"
 
@@ -63,15 +73,29 @@ def print_summary(result: ExperimentResult) -> None:
         print(f"note: {note}")
 
 
-def _runs_root(args: argparse.Namespace) -> RunsRoot | None:
-    return None if args.runs_dir is None else RunsRoot(args.runs_dir)
+def check_device(name: str) -> None:
+    """The device asked for exists on this machine (before any file of the run is written)."""
+    try:
+        resolve_device(name)
+    except ConfigError as err:
+        raise ConfigError(f"{err}; choose another with --device (auto: the best one here)") from err
+
+
+def _runs_root(args: argparse.Namespace) -> RunsRoot:
+    """The runs folder asked for, checked before anything is written into it."""
+    root = RunsRoot.default() if args.runs_dir is None else RunsRoot(args.runs_dir)
+    writable_folder(root.path, "runs folder", "choose another with --runs-dir or BD_RUNS_DIR")
+    return root
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)  # run_experiment validates it
+    # settings, device and runs folder are checked before run_experiment creates the run folder
+    config = config_from_args(args).validate()
+    check_device(config.device)
+    root = _runs_root(args)
     progress = ProgressBar(enabled=not args.json)
     try:
-        result = run_experiment(config, _runs_root(args), progress.epoch, progress.event)
+        result = run_experiment(config, root, progress.epoch, progress.event)
     finally:
         progress.close()
     if args.json:
@@ -104,10 +128,12 @@ def cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    check_device(args.device)
+    root = _runs_root(args)
     progress = ProgressBar(enabled=not args.json)
     start = time.perf_counter()
     try:
-        rows = run_table(args.table, seed=args.seed, device=args.device, root=_runs_root(args),
+        rows = run_table(args.table, seed=args.seed, device=args.device, root=root,
                          on_epoch=progress.epoch, on_event=progress.event,
                          on_row=None if args.json else lambda r: tqdm.write(r.headline(), file=sys.stderr))
     finally:
@@ -119,8 +145,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with its errors in one line, like every other error of the CLI (argparse's own
+    prints the whole usage first). Sub-commands' parsers are of this class too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bdcore", description=(
+    parser = Parser(prog="python -m bdcore", description=(
         "Blind distillation: train a teacher on a labeled set, distill a student from its soft "
         "labels on an unlabeled set, then fine-tune the student on k labeled samples per class."))
     sub = parser.add_subparsers(dest="command", required=True)
@@ -158,7 +192,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        if err.errno not in STORAGE_ERRNOS:
+            raise  # anything else is a bug and keeps its traceback
+        print(f"error: cannot write {err.filename}: {err.strerror}; free some space or choose another "
+              "folder (--runs-dir or BD_RUNS_DIR)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

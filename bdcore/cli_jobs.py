@@ -8,11 +8,12 @@ import time
 
 from . import jobs
 from .cli_options import add_config_options, config_from_args
+from .data import check_dataset_path
 from .store import ACTIVE, RunStore
 
 
 def _store(args: argparse.Namespace) -> RunStore:
-    return RunStore(args.store)
+    return RunStore(args.store)  # a file or folder it cannot use is a StoreError
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -41,8 +42,11 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    config = config_from_args(args).validate()
+    for name in (config.labeled, config.unlabeled):  # a missing folder would only fail in the worker
+        check_dataset_path(name)
     store = _store(args)
-    submitted = jobs.submit(store, config_from_args(args), force=args.force)  # the store validates it
+    submitted = jobs.submit(store, config, force=args.force)
     if submitted.shared:
         status = store.get(submitted.run_id).status
         print(f"run {submitted.run_id} ({status}) has these very settings: it is shared, not queued "

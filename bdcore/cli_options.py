@@ -3,14 +3,36 @@ the config's fields, each documented by the field's own help text, on top of a `
 from __future__ import annotations
 
 import argparse
+import tempfile
 from dataclasses import fields
+from pathlib import Path
 
 from .config import ExperimentConfig
+from .errors import ConfigError
 from .presets import DEFAULT_PRESET, PRESETS, preset_config
 
 
 def _optional_int(text: str) -> int | None:
-    return None if text.lower() in {"none", "all", ""} else int(text)
+    if text.lower() in {"none", "all", ""}:
+        return None
+    try:
+        return int(text)
+    except ValueError:  # argparse would name the function instead of saying what fits
+        raise argparse.ArgumentTypeError(f"expected a whole number or 'all', got {text!r}") from None
+
+
+def writable_folder(path: Path, what: str, fix: str) -> Path:
+    """``path`` as a folder that exists and takes new files, or a ConfigError naming it and saying
+    ``fix``. Checked before a command writes anything, so a bad folder leaves nothing half-made."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path} is a file, not a folder; {fix}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):  # os.access says yes to root on read-only mounts
+            pass
+    except OSError as err:
+        raise ConfigError(f"{what} {path} cannot be written ({err.strerror}); {fix}") from err
+    return path
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def _normal_k(value: str | int) -> str:
 # Fields added after runs were first saved, with the value those earlier runs used (a field whose
 # default is the earlier behaviour, such as blind_augment_strength, needs no entry)
 EARLIER_RUN_VALUES = {"teacher_input_noise": 0.0}
+MAX_SEED = 2**32 - 1
 # Each random draw of a run has its own stream: seed + offset
 SEED_OFFSETS = {TEACHER: 0, BLIND: 1, FINETUNE: 2, "labeled subset": 0, "unlabeled subset": 1}
 
@@ -111,8 +113,9 @@ class ExperimentConfig:
                 problems.append(f"{name}: unknown model {getattr(self, name)!r} "
                                 f"(choose {', '.join(MODELS)})")
         for name in ("temperature", "finetune_temperature", "teacher_lr", "blind_lr", "finetune_lr"):
-            if not getattr(self, name) > 0:
-                problems.append(f"{name} must be > 0, got {getattr(self, name)}")
+            # inf passes "> 0" but turns every loss into NaN; NaN fails every comparison
+            if not 0 < getattr(self, name) < math.inf:
+                problems.append(f"{name} must be > 0 and finite, got {getattr(self, name)}")
         if not 0 <= self.teacher_input_noise < math.inf:
             problems.append(f"teacher_input_noise must be >= 0 and finite, got {self.teacher_input_noise}")
         if not 0 < self.blind_augment_strength < MAX_AUGMENT_STRENGTH:
@@ -142,11 +145,13 @@ class ExperimentConfig:
             except ConfigError as err:
                 problems.append(str(err))
         if len(set(self.finetune_ks)) != len(self.finetune_ks):
-            problems.append(f"finetune_ks: each k once, got {', '.join(self.finetune_ks)}")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            problems.append(f"device: unknown {self.device!r} (choose {', '.join(DEVICES)})")
-        if problems:
-            raise ConfigError("invalid experiment config:\n  - " + "\n  - ".join(problems))
+            problems.append(f"finetune_ks: give each k once, got {', '.join(self.finetune_ks)}")
+        if not 0 <= self.seed <= MAX_SEED:  # torch's generators take at most 64 bits
+            problems.append(f"seed must be a whole number from 0 to {MAX_SEED}, got {self.seed}")
+        if self.device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.device):
+            problems.append(f"device: unknown {self.device!r} (choose {', '.join(DEVICES)} or cuda:N)")
+        if problems:  # one line: the CLI prints errors as one line, the app in one box
+            raise ConfigError("invalid experiment config: " + "; ".join(problems))
         return self
 
     def finetune_sizes(self) -> list[int | None]:
@@ -191,16 +196,50 @@ class ExperimentConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ExperimentConfig:
-        """A config from saved JSON; fields missing from an earlier run take EARLIER_RUN_VALUES."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
+        """A config from saved JSON; fields missing from an earlier run take EARLIER_RUN_VALUES.
+        A field of the wrong type is a ConfigError, so a hand-edited file cannot reach training."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"a config must be a JSON object of settings, got {type(data).__name__}")
+        known = {f.name: f.type for f in fields(cls)}
+        unknown = set(data) - set(known)
         if unknown:
-            raise ConfigError(f"unknown config fields: {', '.join(sorted(unknown))}")
+            raise ConfigError(f"unknown config fields: {', '.join(sorted(unknown))} (remove them; "
+                              f"known fields: {', '.join(known)})")
+        wrong = [f"{name} should be {FIELD_TYPES[known[name]][1]}, got {value!r}"
+                 for name, value in data.items() if not FIELD_TYPES[known[name]][0](value)]
+        if wrong:
+            raise ConfigError("config fields of the wrong type: " + "; ".join(wrong))
         return cls(**{**EARLIER_RUN_VALUES, **data})
 
     @classmethod
     def load(cls, path: str | Path) -> ExperimentConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """A saved config.json; a file that is not one is a ConfigError naming it."""
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ConfigError(f"{path}: not a JSON config ({err})") from err
+        except ConfigError as err:
+            raise ConfigError(f"{path}: {err}") from err
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # JSON true is not a count
+
+
+def _is_number(value: object) -> bool:
+    return _is_int(value) or isinstance(value, float)
+
+
+# Each field type (as annotated) -> (does a JSON value fit it, how to say what fits)
+FIELD_TYPES = {
+    "str": (lambda v: isinstance(v, str), "text"),
+    "float": (_is_number, "a number"),
+    "int": (_is_int, "a whole number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "int | None": (lambda v: v is None or _is_int(v), "a whole number or null"),
+    "list[str]": (lambda v: isinstance(v, list) and all(isinstance(k, str) or _is_int(k) for k in v),
+                  "a list of numbers and/or 'all'"),
+}
 
 
 def field_help(name: str) -> str:

@@ -22,6 +22,12 @@ class RunNotFoundError(UserError, KeyError):
     __str__ = Exception.__str__  # KeyError would quote the message
 
 
+class TrainingDivergedError(UserError, ArithmeticError):
+    """A stage whose loss or weights became NaN or infinite: its settings (learning rate,
+    temperature) are too aggressive for the data; the stage and the run fail instead of training
+    on garbage."""
+
+
 class RunStateError(UserError, ValueError):
     """An action the run's current status does not allow (resume a running run, delete a queued one)."""
 

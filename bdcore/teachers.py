@@ -6,10 +6,13 @@ import hashlib
 import json
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from .config import ExperimentConfig
+from .errors import DataError
 from .runs import RunsRoot, load_weights, save_weights, write_json_atomic
+from .train import EpochReport
 
 TEACHER_FIELDS = ("labeled", "teacher", "teacher_epochs", "teacher_lr", "batch_size",
                   "teacher_augment", "labeled_limit", "seed", "amp")  # + teacher_input_noise if set
@@ -34,8 +37,14 @@ def load_cached_teacher(model: nn.Module, root: RunsRoot, key: str) -> dict | No
     record, weights = root.teacher_record(key), root.teacher_weights(key)
     if not (record.exists() and weights.exists()):
         return None
-    load_weights(model, weights)
-    return json.loads(record.read_text())
+    try:
+        load_weights(model, weights)
+        cached = json.loads(record.read_text())
+        float(cached["test_acc"]), EpochReport(**cached["epochs"][-1])  # what the run reads of it
+    except (OSError, RuntimeError, SafetensorError, ValueError, TypeError, KeyError, IndexError) as err:
+        raise DataError(f"cached teacher {weights.parent} is damaged ({type(err).__name__}); delete "
+                        "that folder to train the teacher again") from err
+    return cached
 
 
 def store_teacher(model: nn.Module, root: RunsRoot, key: str, record: dict) -> None:

@@ -3,6 +3,7 @@ training device; batches are taken by index; progress leaves through a callback.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -14,6 +15,7 @@ from torch import nn
 
 from .augment import AUGMENT, add_input_noise, random_affine
 from .device import autocast_dtype
+from .errors import TrainingDivergedError
 from .stage_settings import StageSettings
 
 # Inference batch sizes: large on accelerators; small on CPU, where 256-image batches stay in
@@ -120,6 +122,21 @@ class Checkpointer(Protocol):
     def save(self, state: EpochState, report: EpochReport) -> None: ...
 
 
+def check_finite(model: nn.Module, train_loss: float, epoch: int, stage: str) -> None:
+    """Stop a stage that diverged, before the epoch is reported or checkpointed: its weights are
+    garbage, and a run trained on from them would end 'succeeded' with chance accuracy. The weights
+    are checked too: the epoch's last step can break them after a finite loss."""
+    if math.isfinite(train_loss):
+        weights_ok = torch.stack([p.detach().isfinite().all() for p in model.parameters()]).all()
+        if weights_ok.item():
+            return
+        what = "the weights became NaN or infinite"
+    else:
+        what = f"loss became {'NaN' if math.isnan(train_loss) else 'infinite'}"
+    raise TrainingDivergedError(f"{what} at epoch {epoch} of stage {stage}; lower the learning rate "
+                                "or temperature")
+
+
 def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: torch.Tensor,
         test_y: torch.Tensor, settings: StageSettings, *, stage: str, seed: int, amp: bool = True,
         on_epoch: ProgressFn | None = None, checkpointer: Checkpointer | None = None) -> list[EpochReport]:
@@ -164,8 +181,10 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
             opt.step()
             sched.step()
             total += loss.detach() * len(index)
+        train_loss = total.item() / seen  # one sync per epoch: NaN in any batch makes the sum NaN
+        check_finite(model, train_loss, epoch, stage)
         lr = opt.param_groups[0]["lr"]
-        report = EpochReport(stage, epoch, settings.epochs, total.item() / seen,
+        report = EpochReport(stage, epoch, settings.epochs, train_loss,
                              accuracy(model, test_x, test_y, amp), lr, time.perf_counter() - start)
         reports.append(report)
         if on_epoch is not None:

@@ -8,7 +8,7 @@ from streamlit.delta_generator import DeltaGenerator
 from bdcore.config import ExperimentConfig, field_help
 from bdcore.data import DATASETS
 from bdcore.device import available_devices
-from bdcore.errors import ConfigError
+from bdcore.errors import UserError
 from bdcore.models import MODELS
 from bdcore.presets import DEFAULT_PRESET, PRESETS, preset_config
 from bdcore.preview import Preview, preview_dataset
@@ -67,8 +67,12 @@ def data_problems(labeled: str, unlabeled: str) -> list[str]:
         return ["choose both datasets"]
     problems = [f"{name} cannot be loaded (see above)" for name in dict.fromkeys([labeled, unlabeled])
                 if not cached_preview(name).ok]
-    if cached_preview(labeled).ok and cached_preview(labeled).classes == []:
+    classes = cached_preview(labeled).classes if cached_preview(labeled).ok else None
+    if classes == []:
         problems.append(f"{labeled} has no labels (no class sub-folders): it can only be the unlabeled set")
+    elif classes is not None and len(classes) < 2:  # one class: every prediction is "right"
+        problems.append(f"{labeled} has one class ({classes[0]}): a labeled set needs at least 2 class "
+                        "sub-folders")
     return problems
 
 
@@ -130,9 +134,9 @@ if submitted:
     st.session_state.pop(DUPLICATE, None)
     if not problems:
         config = preset_config(preset, labeled=labeled, unlabeled=unlabeled, **chosen)
-        try:  # submit checks every field of the config and names each bad one
+        try:  # submit checks every field of the config and names each bad one; the store its file
             submitted_run = launch(config)
-        except ConfigError as err:
+        except UserError as err:
             problems.append(str(err))
     if problems:
         st.error("Not launched:\n\n" + "\n".join(f"- {p}" for p in problems))

@@ -4,9 +4,9 @@ from .idx import CorruptFileError
 from .imageset import ImageSet
 from .loading import PairSpec, load_pair
 from .pairing import PairedData, pair_datasets
-from .registry import DATASETS, load_dataset, locate_dataset
+from .registry import DATASETS, check_dataset_path, load_dataset, locate_dataset
 from .sources import DatasetNotFoundError, data_dir
 
 __all__ = ["DATASETS", "CorruptFileError", "DatasetNotFoundError", "FolderDatasetError", "ImageSet",
-           "PairSpec", "PairedData", "data_dir", "load_dataset", "load_pair", "locate_dataset",
-           "pair_datasets"]
+           "PairSpec", "PairedData", "check_dataset_path", "data_dir", "load_dataset", "load_pair",
+           "locate_dataset", "pair_datasets"]

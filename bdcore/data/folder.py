@@ -8,10 +8,14 @@ All images are brought to the first image's size, grayscale unless any image has
 """
 from __future__ import annotations
 
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import DataError
 from .imageset import ImageSet
@@ -36,30 +40,37 @@ def _is_colour(mode: str) -> bool:
     return mode not in {"L", "1", "LA", "I", "I;16", "F"}
 
 
-def _read(path: Path):
-    from PIL import Image, UnidentifiedImageError
-
+@contextmanager
+def _opened(path: Path) -> Iterator[Image.Image]:
+    """``path`` opened with Pillow; an unreadable file or a decompression bomb (an image whose
+    header claims more pixels than Pillow's limit, warning or error) is a FolderDatasetError."""
     try:
-        with Image.open(path) as img:
-            img.load()
-            return img.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                yield img
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+        raise FolderDatasetError(f"{path}: image too large to decode safely ({err}); remove it or "
+                                 "shrink it") from err
     except (UnidentifiedImageError, OSError) as err:
-        raise FolderDatasetError(f"{path}: not a readable image ({err})") from err
+        raise FolderDatasetError(f"{path}: not a readable image ({err}); remove it or replace "
+                                 "it") from err
+
+
+def _read(path: Path) -> Image.Image:
+    with _opened(path) as img:
+        img.load()
+        return img.copy()
 
 
 def _format(paths: list[Path]) -> tuple[bool, tuple[int, int]]:
     """Colour or grey, and the target size, decided once for the whole folder so that every split
     of it gets the same shape. Only headers are read."""
-    from PIL import Image, UnidentifiedImageError
-
     colour, size = False, None
     for path in paths:
-        try:
-            with Image.open(path) as img:
-                colour = colour or _is_colour(img.mode)
-                size = size or img.size
-        except (UnidentifiedImageError, OSError) as err:
-            raise FolderDatasetError(f"{path}: not a readable image ({err})") from err
+        with _opened(path) as img:
+            colour = colour or _is_colour(img.mode)
+            size = size or img.size
     return colour, size
 
 
@@ -89,10 +100,19 @@ def _labelled(folder: Path, classes: list[str]) -> tuple[list[Path], np.ndarray]
     return paths, np.asarray(labels, dtype=np.int64)
 
 
-def load_folder(path: str | Path, split: str) -> ImageSet:
+def check_folder(path: str | Path) -> Path:
+    """The folder of a ``folder:PATH`` dataset, if it is one (nothing is read)."""
     root = Path(path).expanduser()
+    if root.is_file():  # an archive or a CSV manifest: only folders of image files are read
+        raise FolderDatasetError(f"folder dataset: {root} is not a folder but a file; give a folder of "
+                                 "images (extract an archive first; CSV manifests are not read)")
     if not root.is_dir():
-        raise FolderDatasetError(f"folder dataset: {root} is not a folder")
+        raise FolderDatasetError(f"folder dataset: {root} is not a folder; check the path")
+    return root
+
+
+def load_folder(path: str | Path, split: str) -> ImageSet:
+    root = check_folder(path)
     has_splits = (root / "train").is_dir() and (root / "test").is_dir()
     name, source = f"folder:{root}", f"folder: {root / split if has_splits else root}"
     class_root = root / "train" if has_splits else root
@@ -101,16 +121,17 @@ def load_folder(path: str | Path, split: str) -> ImageSet:
         paths = _images_in(class_root)
         if not paths:
             raise FolderDatasetError(f"folder dataset: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) "
-                                     f"in {class_root}")
+                                     f"in {class_root}; add images or choose another folder")
         if split == "test" or has_splits:
             raise FolderDatasetError(f"folder dataset {root} is unlabeled (no class sub-folders): "
-                                     "it can only be the unlabeled set")
+                                     "use it as the unlabeled set, or sort its images into class "
+                                     "sub-folders")
         return ImageSet(name, split, _decode(paths, *_format(paths)), None, [], f"folder: {class_root}")
     if has_splits:
         extra = {d.name for d in _class_dirs(root / "test")} - set(classes)
         if extra:
             raise FolderDatasetError(f"folder dataset {root}: test/ has classes missing from train/: "
-                                     f"{', '.join(sorted(extra))}")
+                                     f"{', '.join(sorted(extra))}; add them to train/ or remove them")
         train_paths, _ = _labelled(root / "train", classes)
         test_paths, _ = _labelled(root / "test", classes)
         colour, size = _format(train_paths + test_paths)
@@ -121,5 +142,6 @@ def load_folder(path: str | Path, split: str) -> ImageSet:
         keep = _holdout(labels, split)
         paths, labels = [paths[i] for i in keep], labels[keep]
     if not paths:
-        raise FolderDatasetError(f"folder dataset {root}: the {split} split has no images")
+        raise FolderDatasetError(f"folder dataset {root}: the {split} split has no images; add images "
+                                 f"to {root / split if has_splits else root}")
     return ImageSet(name, split, _decode(paths, colour, size), torch.from_numpy(labels), classes, source)

@@ -13,6 +13,7 @@ from ..errors import DataError
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
            0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
 _CODES = {np.dtype(np.uint8): 0x08}
+REFETCH = "delete it and fetch it again"  # what to do about any damaged file
 
 
 class CorruptFileError(DataError):
@@ -30,16 +31,16 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise CorruptFileError(f"{path}: cannot decompress ({err}); the file is damaged or "
                                "truncated, delete it and fetch it again") from err
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _DTYPES:
-        raise CorruptFileError(f"{path}: not an IDX file (bad magic number)")
+        raise CorruptFileError(f"{path}: not an IDX file (bad magic number); {REFETCH}")
     dtype, ndim = np.dtype(_DTYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise CorruptFileError(f"{path}: truncated IDX header")
+        raise CorruptFileError(f"{path}: truncated IDX header; {REFETCH}")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
         raise CorruptFileError(f"{path}: expected {expected} bytes for shape {shape}, "
-                               f"found {len(raw)}; the file is truncated or damaged")
+                               f"found {len(raw)}; the file is truncated or damaged, {REFETCH}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 

@@ -104,15 +104,16 @@ def load_idx_dataset(name: str, split: str) -> ImageSet:
     if images.dtype != np.uint8 or images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
         raise CorruptFileError(f"{name} {split}: images {images.dtype} {images.shape} and labels "
                                f"{labels.shape} in {location.path} do not match "
-                               "(uint8 images, one label each)")
+                               "(uint8 images, one label each); replace them with the dataset's own files")
     if spec.transpose:
         images = images.transpose(0, 2, 1)
     labels = labels.astype(np.int64) - spec.label_offset
     if len(labels) == 0:
-        raise CorruptFileError(f"{name} {split}: {image_file} holds no images")
+        raise CorruptFileError(f"{name} {split}: {image_file} holds no images; replace it with the "
+                               "dataset's own file")
     if labels.min() < 0 or labels.max() >= len(spec.classes):
         raise CorruptFileError(f"{name} {split}: labels outside 0..{len(spec.classes) - 1} "
-                               f"in {label_file}")
+                               f"in {label_file}; replace it with the dataset's own file")
     return ImageSet(name, split, torch.from_numpy(np.ascontiguousarray(images))[:, None],
                     torch.from_numpy(labels), spec.classes, location.describe(),
                     demo_subset=location.demo_subset)

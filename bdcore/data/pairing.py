@@ -77,9 +77,14 @@ def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> to
 def pair_datasets(train: ImageSet, test: ImageSet, unlabeled: ImageSet) -> PairedData:
     """Pair a labeled train/test split with any unlabeled set."""
     if train.labels is None or test.labels is None:
-        raise DataError(f"{train.name} has no labels: it cannot be the labeled set")
+        raise DataError(f"{train.name} has no labels: use it as the unlabeled set, or sort its images "
+                        "into class sub-folders")
+    if len(train.classes) < 2:  # one class: every prediction is right, "100%" means nothing
+        raise DataError(f"{train.name} has {len(train.classes)} class ({', '.join(train.classes)}): a "
+                        "labeled set needs at least 2 classes (one sub-folder each)")
     if train.shape != test.shape:
-        raise DataError(f"{train.name}: train images {train.shape} and test images {test.shape} differ")
+        raise DataError(f"{train.name}: train images {train.shape} and test images {test.shape} differ; "
+                        "give both splits the same image size and channels")
     channels, height, width = train.shape
     unlabeled_images = convert_images(unlabeled.images, channels, (height, width))
     mean, std = channel_stats(train.images)

@@ -5,7 +5,7 @@ from collections.abc import Callable
 from functools import partial
 
 from ..errors import ConfigError
-from .folder import load_folder
+from .folder import check_folder, load_folder
 from .idx_sets import IDX_SPECS, load_idx_dataset
 from .idx_sets import candidate_locations as idx_candidates
 from .idx_sets import locate as locate_idx
@@ -32,6 +32,13 @@ def load_dataset(spec: str, split: str) -> ImageSet:
         raise ConfigError(f"unknown dataset {spec!r}; choose one of {', '.join(DATASETS)} "
                          "or folder:PATH")
     return DATASETS[spec](split)
+
+
+def check_dataset_path(spec: str) -> None:
+    """What can be checked without loading: a ``folder:PATH`` is a folder. (A named dataset may
+    still be downloaded when it runs.)"""
+    if spec.startswith("folder:"):
+        check_folder(spec.removeprefix("folder:"))
 
 
 def locate_dataset(name: str) -> tuple[Location | None, list[Location]]:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import DataError, UserError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEMO_DIR = PROJECT_ROOT / "assets" / "demo"
@@ -21,9 +21,18 @@ class DatasetNotFoundError(UserError, FileNotFoundError):
     """No source holds the dataset; the message says what was expected and where it looked."""
 
 
+class DataDirError(DataError):
+    """``$BD_DATA_DIR`` (or ./data) is not a folder."""
+
+
 def data_dir() -> Path:
-    """The project's data directory: ``$BD_DATA_DIR``, default ``./data``."""
-    return Path(os.environ.get("BD_DATA_DIR", "data")).expanduser()
+    """The project's data directory: ``$BD_DATA_DIR``, default ``./data``. A file there is an
+    error: every dataset would silently fall back to the demo subset or fail its download."""
+    path = Path(os.environ.get("BD_DATA_DIR", "data")).expanduser()
+    if path.exists() and not path.is_dir():
+        raise DataDirError(f"data folder {path} is a file, not a folder: set BD_DATA_DIR to a folder "
+                           "(or move the file away from ./data)")
+    return path
 
 
 def offline() -> bool:
@@ -66,12 +75,10 @@ def download_timeout(seconds: float = DOWNLOAD_TIMEOUT_S) -> Iterator[None]:
 
 def not_found(name: str, expected: list[str], searched: list[Path],
               download_note: str) -> DatasetNotFoundError:
-    folders = "\n".join(f"  - {p}" for p in searched)
+    # one line: the CLI prints errors as one line, the app in one box
     return DatasetNotFoundError(
-        f"dataset {name!r} was not found.\n"
-        f"Expected files: {', '.join(expected)} (plain or .gz)\n"
-        f"Folders searched:\n{folders}\n"
-        f"Download: {download_note}\n"
+        f"dataset {name!r} was not found. Expected files: {', '.join(expected)} (plain or .gz). "
+        f"Folders searched: {', '.join(str(p) for p in searched)}. Download: {download_note}. "
         f"To fix: put the files in {data_dir() / name} or set BD_DATA_DIR to a folder that "
         f"holds {name}/ (for example ../shared/datasets)."
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from torch import nn
 
 from ..data import PairedData, load_pair
@@ -59,6 +60,12 @@ def explorable_runs(store: RunStore | None = None, root: RunsRoot | None = None)
     return choices
 
 
+def first_line(err: Exception) -> str:
+    """The gist of a library's error: torch's state-dict errors run over many lines."""
+    lines = str(err).strip().splitlines()
+    return lines[0].rstrip(":. ") if lines else type(err).__name__
+
+
 def to_uint8(x: torch.Tensor, mean: list[float], std: list[float]) -> np.ndarray:
     """Undo the pairing's normalisation: (N, C, H, W) uint8 images for thumbnails."""
     m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
@@ -74,8 +81,9 @@ class ExploreSession:
         self.run = RunDir(self.path)
         try:
             self.config = self.run.config()
-        except (OSError, ValueError, TypeError, json.JSONDecodeError) as err:
-            raise ExploreError(f"run {self.run_id}: cannot read its config.json ({err})") from err
+        except (OSError, ValueError, TypeError) as err:  # ConfigError is a ValueError
+            raise ExploreError(f"run {self.run_id}: cannot read {self.run.config_path} "
+                               f"({first_line(err)}); restore that file or delete the run") from err
         self.roles = self.run.checkpoint_stages()
         if TEACHER not in self.roles:
             raise ExploreError(f"run {self.run_id} has no trained teacher yet: wait until its "
@@ -96,11 +104,13 @@ class ExploreSession:
         if role not in self._models:
             arch = self.config.teacher if role == TEACHER else self.config.student
             model = build_model(arch, self.data.input_shape, self.data.num_classes)
+            path = self.run.checkpoint(role)
             try:
-                load_weights(model, self.run.checkpoint(role))
-            except (OSError, RuntimeError) as err:
-                raise ExploreError(f"run {self.run_id}: cannot load {self.run.checkpoint(role).name} "
-                                   f"({err})") from err
+                load_weights(model, path)
+            except (OSError, RuntimeError, SafetensorError) as err:  # damaged, or another model's
+                raise ExploreError(f"run {self.run_id}: cannot load {path} ({first_line(err)}); the "
+                                   "checkpoint is damaged or from other settings: train the run "
+                                   "again") from err
             self._models[role] = model.eval().requires_grad_(False)
         return self._models[role]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .config import ExperimentConfig
 from .errors import RunNotFoundError, RunStateError
+from .faults import fault_point
 from .runs import RunsRoot
 
 
@@ -165,6 +166,7 @@ class RunStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                fault_point("store.commit")  # crash tests: killed with the statements done, not committed
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")

@@ -6,7 +6,8 @@ import json
 
 import torch
 
-from .runs import RunDir, load_weights, save_weights, write_json_atomic
+from .faults import fault_point
+from .runs import RunDir, load_weights, save_state_atomic, save_weights, write_json_atomic
 from .train import EpochReport, EpochState
 
 
@@ -22,31 +23,65 @@ class StageLedger:
         write_json_atomic(self.path, self.done)
 
 
+def _model_device(state: EpochState) -> torch.device:
+    return next(state.model.parameters()).device
+
+
+def _global_rng(state: EpochState) -> torch.Tensor:
+    """The global generator of the model's device: dropout draws from it, not from the stage's
+    own generator, so a resumed stage needs it back to drop the same units."""
+    device = _model_device(state)
+    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+
+
+def _set_global_rng(state: EpochState, saved: torch.Tensor) -> None:
+    device = _model_device(state)
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(saved, device)
+    else:
+        torch.set_rng_state(saved)
+
+
 class StageCheckpointer:
     """Per-epoch checkpoint of one stage: weights, optimiser, schedule and RNG state, and the epoch
-    reports so far. Files carry the epoch number and the index is replaced atomically last, so a
-    crash mid-save leaves the previous epoch."""
+    reports so far. Each file is written atomically and carries the epoch number, and the index is
+    replaced last, so a kill anywhere in a save leaves the previous epoch's checkpoint whole."""
 
     def __init__(self, run: RunDir, stage: str):
         self.run, self.stage = run, stage
         self.index = run.epoch_index(stage)
 
+    def saved(self) -> bool:
+        """Whether an epoch of this stage was saved (the stage is under way in this run)."""
+        return self.index.exists()
+
     def restore(self, state: EpochState) -> list[EpochReport]:
+        """Load the last saved epoch into ``state``; its reports (none if no epoch was saved). The
+        files of other epochs, left by a kill mid-save (the next epoch's before the index named
+        it, the previous one's before their removal), are deleted: they are never read."""
         if not self.index.exists():
+            self._remove_all_but(-1)
             return []
         saved = json.loads(self.index.read_text())
         weights, extra = self.run.epoch_files(self.stage, saved["epoch"])
         load_weights(state.model, weights)
-        state.load_state_dict(torch.load(extra, weights_only=True))
+        extra_state = torch.load(extra, weights_only=True)
+        state.load_state_dict(extra_state)
+        if "torch_rng" in extra_state:  # absent from checkpoints saved before it was kept
+            _set_global_rng(state, extra_state["torch_rng"])
+        self._remove_all_but(saved["epoch"])
         return [EpochReport(**r) for r in saved["reports"]]
 
     def save(self, state: EpochState, report: EpochReport) -> None:
         previous = json.loads(self.index.read_text()) if self.index.exists() else {"reports": []}
         weights, extra = self.run.epoch_files(self.stage, report.epoch)
         save_weights(state.model, weights)
-        torch.save(state.state_dict(), extra)
+        fault_point("checkpoint.between_files")
+        save_state_atomic({**state.state_dict(), "torch_rng": _global_rng(state)}, extra)
+        fault_point("checkpoint.before_index")
         write_json_atomic(self.index, {"epoch": report.epoch,
                                        "reports": previous["reports"] + [report.to_dict()]})
+        fault_point("checkpoint.before_cleanup")
         self._remove_all_but(report.epoch)
 
     def _remove_all_but(self, keep: int) -> None:

@@ -16,8 +16,9 @@ from .checkpoints import StageCheckpointer, StageLedger
 from .config import ExperimentConfig
 from .data import load_pair
 from .device import device_name, resolve_device
+from .faults import fault_point
 from .models import build_model
-from .runs import RunDir, RunsRoot, load_weights, save_weights
+from .runs import RunDir, RunsRoot, load_weights, remove_temp_files, save_weights
 from .stage_names import BLIND, TEACHER, finetune_stage
 from .stage_settings import StagePlan
 from .stages import blind_distill, finetune, train_teacher
@@ -65,6 +66,7 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
     tell = on_event or (lambda _event: None)
     root = root or RunsRoot.default()
     run = run or RunDir.create(config, root)
+    remove_temp_files(run.path)  # half-written files of a killed attempt
     ledger = StageLedger(run)
 
     def report(r: EpochReport) -> None:
@@ -77,6 +79,7 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
         """Run one stage unless the ledger says it is done; ``extra`` (filled in by ``train``)
         is recorded beside its accuracy."""
         if name in ledger.done:
+            StageCheckpointer(run, name).clear()  # left by a kill between stages.json and clear()
             load_weights(model, run.checkpoint(name))
             tell(RunEvent(EventKind.STAGE_LOADED,
                           f"{name}: already finished, loaded from {run.checkpoint(name).name}"))
@@ -85,7 +88,9 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
         checkpointer = StageCheckpointer(run, name)
         acc = train(checkpointer)[-1].test_acc
         save_weights(model, run.checkpoint(name))
+        fault_point("stage.before_ledger")
         ledger.finish(name, test_acc=acc, seconds=time.perf_counter() - start, **(extra or {}))
+        fault_point("stage.before_clear")
         checkpointer.clear()
         return acc
 
@@ -103,7 +108,9 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
     teacher_info = {"reused": False}
 
     def train_or_reuse_teacher(checkpointer: StageCheckpointer) -> list[EpochReport]:
-        cached = load_cached_teacher(teacher, root, key)
+        # a teacher this run was training is continued, not swapped for the one it cached just
+        # before a kill: the run keeps reporting that it trained its teacher
+        cached = None if checkpointer.saved() else load_cached_teacher(teacher, root, key)
         teacher_info["reused"] = cached is not None
         if cached is not None:
             tell(RunEvent(EventKind.TEACHER_REUSED,
@@ -112,6 +119,7 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
         reports = train_teacher(teacher, data.train_x, data.train_y, data.test_x, data.test_y,
                                 plan.settings, seed=plan.seed, stage=plan.name, amp=config.amp,
                                 on_epoch=report, checkpointer=checkpointer)
+        remove_temp_files(root.teacher_weights(key).parent)  # left by a run killed while caching it
         store_teacher(teacher, root, key, {"test_acc": reports[-1].test_acc, "key": key,
                                            "epochs": [r.to_dict() for r in reports]})
         return reports
@@ -140,6 +148,9 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
         tuned = copy.deepcopy(student)
         subset = len(data.train_y) if per_class is None else per_class * data.num_classes
         plan = config.stage_plan(finetune_stage(per_class), subset)
+        # dropout draws from the global generator: seeded per stage, as the teacher's and the blind
+        # student's are, so a fine-tune resumed after earlier stages were loaded draws the same
+        torch.manual_seed(plan.seed)
         finetune_acc[k] = stage(plan.name, tuned, tune(tuned, per_class, plan))
 
     seconds = {"data": data_seconds, **{name: rec["seconds"] for name, rec in ledger.done.items()}}

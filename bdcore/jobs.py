@@ -23,6 +23,10 @@ from .store import RunStore, Status
 HEARTBEAT_S = 2.0  # a worker writes its heartbeat this often
 STALE_AFTER_S = 30.0  # a running worker silent this long is hung: it is stopped and marked failed
 HOUSEKEEPING_S = 10.0  # how often the app reaps dead workers and starts queued runs
+# A claimed run whose worker never recorded a pid this long after the claim: whoever claimed it
+# died before starting the worker (or before recording it, and the worker itself has not come up).
+# Short enough that an app killed mid-spawn has the run failed within 30 s of its restart.
+START_GRACE_S = 15.0
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -54,18 +58,37 @@ def reap(store: RunStore) -> list[str]:
     now, dead = time.time(), []
     for record in store.list((Status.RUNNING,)):
         alive = process_alive(record.pid, record.id)
-        silent = record.heartbeat is None or now - record.heartbeat > STALE_AFTER_S
+        # until the worker records its pid, the heartbeat is the claim's time
+        patience = STALE_AFTER_S if record.pid else START_GRACE_S
+        silent = record.heartbeat is None or now - record.heartbeat > patience
         if not silent and (alive or record.pid is None):  # healthy, or being started right now
             continue
         if alive:  # hung: stop it so it cannot write after being marked failed
             os.kill(record.pid, signal.SIGKILL)
             reason = f"the worker stopped responding for over {STALE_AFTER_S:.0f} s and was stopped"
+        elif record.pid is None:
+            reason = "the worker never started (the process starting it was stopped)"
         else:
             reason = ("the worker process stopped without finishing (killed, out of memory, or the "
                       "machine restarted)")
         store.mark_failed(record.id, f"{reason}; resume continues from the last checkpoint")
         dead.append(record.id)
     return dead
+
+
+# Workers this process started and has not yet waited for: a finished worker stays a zombie of
+# its parent (a long-lived app) until waited for.
+_children: set[int] = set()
+
+
+def _wait_for_finished_workers() -> None:
+    for pid in list(_children):
+        try:
+            done, _status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # already waited for (subprocess's own clean-up) or not ours
+            done = pid
+        if done:
+            _children.discard(pid)
 
 
 def _spawn(store: RunStore, run_id: str, gpu: int | None) -> int:
@@ -76,6 +99,7 @@ def _spawn(store: RunStore, run_id: str, gpu: int | None) -> int:
             [sys.executable, "-m", "bdcore.worker", run_id, "--store", str(store.path)],
             cwd=PROJECT_ROOT, env=worker_env(gpu), stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
+    _children.add(process.pid)
     return process.pid
 
 
@@ -88,6 +112,7 @@ def _place(config: ExperimentConfig, in_use: list[int]) -> int | None:
 def schedule(store: RunStore) -> list[str]:
     """Reap dead workers, then start queued runs (oldest first) while slots are free, each on the
     least busy GPU when there are GPUs (chosen in the claim's transaction)."""
+    _wait_for_finished_workers()
     reap(store)
     started = []
     while (claimed := store.claim_next(max_concurrent(), _place)) is not None:

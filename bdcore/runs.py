@@ -5,7 +5,10 @@ per run, the teacher cache, the workers' logs and the explorer's fallback cache.
 run's folder: config.json, metrics.jsonl (one line per epoch), stages.json (the finished stages),
 final.json, a safetensors checkpoint per finished stage, per-epoch checkpoints of the stage in
 progress, and the explorer's cache. Writes are atomic or append-and-flush, so a crash loses at
-most the line being written."""
+most the line being written: a file is written under a temporary name (``temporary``: its name,
+the writer's pid, ``.tmp``) and renamed over the final name, so a reader never sees half a file;
+the temporary file a kill leaves is read by nobody and removed when the run resumes
+(``remove_temp_files``)."""
 from __future__ import annotations
 
 import json
@@ -14,26 +17,69 @@ import secrets
 import time
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import ExperimentConfig
+from .faults import fault_point
 from .stage_names import sort_stages
 
 WEIGHTS = ".safetensors"
 EXPLORE_CACHE = "explore-cache"
+TMP = ".tmp"  # suffix of a file being written; only the rename gives it its final name
+
+
+def temporary(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place. The writer's pid is in the name:
+    two processes writing one file (two runs caching the same teacher) never share a temporary
+    file, and a leftover whose writer is gone can be told from one being written."""
+    return path.with_name(f"{path.name}.{os.getpid()}{TMP}")
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_temp_files(folder: Path) -> None:
+    """Delete the temporary files in ``folder`` that no running process is writing: left by a
+    writer killed mid-write (or written by this process, which is not writing while it cleans)."""
+    for path in folder.glob(f"*{TMP}"):
+        writer = path.name.removesuffix(TMP).rpartition(".")[2]
+        if not writer.isdigit() or int(writer) == os.getpid() or not _running(int(writer)):
+            path.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = temporary(path)
+    tmp.write_text(text)
+    fault_point("file.before_replace")
+    os.replace(tmp, path)
 
 
 def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
+    write_text_atomic(path, json.dumps(data, indent=2))
+
+
+def save_state_atomic(state: dict, path: Path) -> None:
+    """``torch.save`` under a temporary name, then renamed: a kill mid-write leaves no torn file."""
+    tmp = temporary(path)
+    torch.save(state, tmp)
+    fault_point("file.before_replace")
     os.replace(tmp, path)
 
 
 def save_weights(model: nn.Module, path: Path) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = path.with_suffix(".tmp")
+    tmp = temporary(path)
     save_file(state, str(tmp))
+    fault_point("weights.before_replace")
     os.replace(tmp, path)
 
 
@@ -106,7 +152,7 @@ class RunDir:
             name = f"{name.replace(':', '_').replace('/', '_')}-{secrets.token_hex(3)}"
         run = root.run(name)
         run.path.mkdir(parents=True, exist_ok=True)
-        run.config_path.write_text(config.to_json())
+        write_text_atomic(run.config_path, config.to_json())  # run_folders() lists it at once
         return run
 
     @property

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .config import ExperimentConfig
 from .errors import RunNotFoundError, RunStateError, StoreError
+from .faults import fault_point
 from .runs import RunsRoot
 
 
@@ -197,6 +198,7 @@ class RunStore:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                fault_point("store.commit")  # crash tests: killed with the statements done, not committed
                 db.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:  # SQLite rolls back by itself after some errors (a full disk)

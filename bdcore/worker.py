@@ -11,7 +11,7 @@ import traceback
 
 from .experiment import EventKind, RunEvent, run_experiment
 from .jobs import HEARTBEAT_S, run_dir_for, schedule
-from .store import RunStore, Status
+from .store import RunRecord, RunStore, Status
 from .train import EpochReport
 
 
@@ -23,11 +23,28 @@ def _on_sigterm(_signum, _frame):
     raise Cancelled()
 
 
+NOT_OWNER_EXIT = 3  # exit status of a worker that found its run no longer its own
+
+
+def _owns(record: RunRecord) -> bool:
+    """Whether the store still has this process training the run: running, and with this pid (or
+    none yet: the process that started this worker may have died before recording it)."""
+    return record.status == Status.RUNNING and record.pid in (None, os.getpid())
+
+
 def _heartbeat(store: RunStore, run_id: str, stop: threading.Event) -> None:
-    """Prove liveness; also turn a cancel flag set without a signal into one."""
+    """Prove liveness; turn a cancel flag set without a signal into one; and leave at once when the
+    run is no longer ours (marked failed while this worker was silent, or given to another worker)."""
     while not stop.wait(HEARTBEAT_S):
         try:
-            if store.beat(run_id):
+            # ``stop`` is set before the worker itself marks the run: then "not running" is expected
+            if not _owns(store.get(run_id)) and not stop.is_set():
+                print(f"run {run_id} is no longer this worker's; exiting without writing",
+                      file=sys.stderr, flush=True)
+                # no exception, no clean-up: the run's files and row belong to someone else now,
+                # and every file of the run is written atomically, so stopping mid-write is safe
+                os._exit(NOT_OWNER_EXIT)
+            if store.beat(run_id) and not stop.is_set():
                 os.kill(os.getpid(), signal.SIGTERM)
         except Exception as err:  # a busy database must not kill the worker; next beat retries
             print(f"heartbeat failed: {err}", file=sys.stderr, flush=True)
@@ -39,9 +56,12 @@ def stage_progress(stages: list[str], report: EpochReport) -> float:
     return min(1.0, (index + report.epoch / report.epochs) / len(stages))
 
 
-def work(store: RunStore, run_id: str) -> Status:
-    """Train the run; returns its final status."""
+def work(store: RunStore, run_id: str) -> Status | None:
+    """Train the run; returns its final status, or None if the run was not this worker's to train."""
     record = store.get(run_id)
+    if not _owns(record):  # reaped before this worker got going, or another worker has it
+        return None
+    store.set_worker(run_id, os.getpid())  # the app may have been killed before recording it
     config = record.config
     run = run_dir_for(store, run_id)
     stages = config.stage_names()
@@ -59,17 +79,23 @@ def work(store: RunStore, run_id: str) -> Status:
     beat.start()
     try:
         result = run_experiment(config, store.root, on_epoch=on_epoch, on_event=on_event, run=run)
-        store.mark_succeeded(run_id, result.to_dict())
-        return Status.SUCCEEDED
+        status, detail = Status.SUCCEEDED, result.to_dict()
     except Cancelled:
-        store.mark_cancelled(run_id, "cancelled; finished stages and epochs are kept, resume continues")
-        return Status.CANCELLED
+        status, detail = Status.CANCELLED, "cancelled; finished stages and epochs are kept, resume continues"
     except Exception as err:
         traceback.print_exc()
-        store.mark_failed(run_id, f"{type(err).__name__}: {err}")
-        return Status.FAILED
+        status, detail = Status.FAILED, f"{type(err).__name__}: {err}"
     finally:
+        # training is over: a late cancel must not interrupt the marking below, and the heartbeat
+        # must not read the run leaving "running" as a takeover
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         stop.set()
+    if not _owns(store.get(run_id)):  # taken from this worker since the last heartbeat
+        return None
+    mark = {Status.SUCCEEDED: store.mark_succeeded, Status.CANCELLED: store.mark_cancelled,
+            Status.FAILED: store.mark_failed}[status]
+    mark(run_id, detail)
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,6 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     store = RunStore(args.store)
     status = work(store, args.run_id)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if status is None:
+        print(f"run {args.run_id} is not this worker's to train; left alone", flush=True)
+        return NOT_OWNER_EXIT
     schedule(store)  # hand the freed slot to the next queued run
     print(f"run {args.run_id}: {status}", flush=True)
     return 0

@@ -6,8 +6,9 @@ import json
 
 import torch
 
+from .errors import DataError
 from .faults import fault_point
-from .runs import RunDir, load_weights, save_state_atomic, save_weights, write_json_atomic
+from .runs import RunDir, load_weights, read_json, save_state_atomic, save_weights, write_json_atomic
 from .train import EpochReport, EpochState
 
 
@@ -16,7 +17,9 @@ class StageLedger:
 
     def __init__(self, run: RunDir):
         self.path = run.ledger_path
-        self.done: dict[str, dict] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.done: dict[str, dict] = read_json(
+            self.path, "the run's finished stages",
+            "delete it and resume: the finished stages are trained again") if self.path.exists() else {}
 
     def finish(self, stage: str, **record) -> None:
         self.done[stage] = record
@@ -62,7 +65,11 @@ class StageCheckpointer:
         if not self.index.exists():
             self._remove_all_but(-1)
             return []
-        saved = json.loads(self.index.read_text())
+        fix = f"delete it and resume: stage {self.stage} starts again from its first epoch"
+        saved = read_json(self.index, f"the last saved epoch of stage {self.stage}", fix)
+        if not (isinstance(saved.get("epoch"), int) and isinstance(saved.get("reports"), list)):
+            raise DataError(f"{self.index} (the last saved epoch of stage {self.stage}) lacks its epoch "
+                            f"or reports; {fix}")
         weights, extra = self.run.epoch_files(self.stage, saved["epoch"])
         load_weights(state.model, weights)
         extra_state = torch.load(extra, weights_only=True)

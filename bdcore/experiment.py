@@ -65,6 +65,11 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
     config.validate()
     tell = on_event or (lambda _event: None)
     root = root or RunsRoot.default()
+    # the device and the data first: a run they refuse leaves no run folder behind
+    device = resolve_device(config.device)
+    start = time.perf_counter()
+    data = load_pair(config.pair_spec()).to(device)
+    data_seconds = time.perf_counter() - start
     run = run or RunDir.create(config, root)
     remove_temp_files(run.path)  # half-written files of a killed attempt
     ledger = StageLedger(run)
@@ -94,10 +99,6 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
         checkpointer.clear()
         return acc
 
-    device = resolve_device(config.device)
-    start = time.perf_counter()
-    data = load_pair(config.pair_spec()).to(device)
-    data_seconds = time.perf_counter() - start
     for note in data.notes:
         tell(RunEvent(EventKind.NOTE, note))
 

@@ -18,10 +18,12 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import ExperimentConfig
+from .errors import DataError
 from .faults import fault_point
 from .stage_names import sort_stages
 
@@ -84,9 +86,27 @@ def save_weights(model: nn.Module, path: Path) -> None:
 
 
 def load_weights(model: nn.Module, path: Path) -> nn.Module:
-    """Load safetensors weights (no pickle, so safe on untrusted files)."""
-    model.load_state_dict(load_file(str(path)))
+    """Load safetensors weights (no pickle, so safe on untrusted files); a damaged file, or one
+    of another model, is a ``DataError`` naming it."""
+    try:
+        model.load_state_dict(load_file(str(path)))
+    except (OSError, SafetensorError, RuntimeError) as err:  # RuntimeError: names or shapes do not fit
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise DataError(f"checkpoint {path} cannot be loaded ({first}): it is damaged or from other "
+                        "settings; delete it and its stage trains again") from err
     return model
+
+
+def read_json(path: Path, what: str, fix: str) -> dict:
+    """A JSON object a run wrote (``what`` it holds), or a ``DataError`` naming the file and saying
+    ``fix``: a file edited by hand or damaged on disk (a kill cannot tear it: writes are atomic)."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DataError(f"{path} ({what}) cannot be read ({err}); {fix}") from err
+    if not isinstance(data, dict):
+        raise DataError(f"{path} ({what}) is not a JSON object; {fix}")
+    return data
 
 
 class RunsRoot:
@@ -178,11 +198,14 @@ class RunDir:
         if not self.metrics_path.exists():
             return []
         records: dict[tuple, dict] = {}
-        for line in self.metrics_path.read_text().splitlines():
+        for number, line in enumerate(self.metrics_path.read_text().splitlines(), start=1):
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
                 continue
+            if not (isinstance(record, dict) and "stage" in record and "epoch" in record):
+                raise DataError(f"{self.metrics_path}, line {number}, is not an epoch record (it was "
+                                "edited by hand?); remove that line")
             records[(record["stage"], record["epoch"])] = record
         return list(records.values())
 

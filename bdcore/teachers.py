@@ -6,7 +6,6 @@ import hashlib
 import json
 
 import torch
-from safetensors import SafetensorError
 from torch import nn
 
 from .config import ExperimentConfig
@@ -41,7 +40,7 @@ def load_cached_teacher(model: nn.Module, root: RunsRoot, key: str) -> dict | No
         load_weights(model, weights)
         cached = json.loads(record.read_text())
         float(cached["test_acc"]), EpochReport(**cached["epochs"][-1])  # what the run reads of it
-    except (OSError, RuntimeError, SafetensorError, ValueError, TypeError, KeyError, IndexError) as err:
+    except (OSError, ValueError, TypeError, KeyError, IndexError) as err:  # DataError is a ValueError
         raise DataError(f"cached teacher {weights.parent} is damaged ({type(err).__name__}); delete "
                         "that folder to train the teacher again") from err
     return cached

@@ -77,7 +77,6 @@ ROOT = Path(__file__).resolve().parents[1]
 ADVICE = re.compile(r"\b(choose|give|use|set|delete|remove|fix|check|put|lower|extract|add|free|"
                     r"turn|leave|restore|train|shrink|replace|cancel|stop|try|must|should|needs?|only|see)\b|"
                     r"python -m bdcore")
-HALF_WRITTEN = "leaves a run folder behind: needs experiment.py change: load the data before RunDir.create"
 NO_GPU = pytest.mark.skipif(torch.cuda.is_available(), reason="asks for a GPU this machine has")
 
 # --------------------------------------------------------------------------------------------
@@ -201,7 +200,7 @@ FOLDER_CASES = [
     case(data_dir_is_file_datasets, "{tmp}/data-file", id="datasets-data-dir-is-a-file"),
 ]
 
-# Dataset files: each loads data, after run_experiment has made the run folder (see HALF_WRITTEN)
+# Dataset files: run_experiment loads the data before it makes the run folder, so nothing is written
 DATA_CASES = [
     case(data_dir_is_file, "{tmp}/data-file", "BD_DATA_DIR", id="data-dir-is-a-file"),
     case(data_dir_missing, "kmnist", "{tmp}/no-such-data", id="data-dir-missing"),
@@ -250,6 +249,10 @@ DATA_CASES = [
     case(run_folder(bomb(3000)), "big.png", "too large", id="folder-decompression-bomb-warning"),
     case(run_folder(split_folder({"a": 2, "c": 2})), "c", "train/", id="split-folder-test-class-unknown"),
     case(run_folder(split_folder({"a": 0, "b": 0})), "test split", id="split-folder-test-empty"),
+]
+
+# A damaged teacher cache is found when the teacher stage starts, in a run folder already made
+TEACHER_CACHE_CASES = [
     case(cached_teacher(lambda f: (f / "teacher.safetensors").write_bytes(b"\0" * 10)), "teachers",
          "delete", id="teacher-cache-weights-damaged"),
     case(cached_teacher(lambda f: (f / "teacher.json").write_text("{")), "teachers", "delete",
@@ -325,13 +328,13 @@ def test_cli_refuses_in_one_line_and_writes_nothing(build, names, tmp_path, monk
 
 
 @pytest.mark.parametrize(("build", "names"), DATA_CASES)
-def test_cli_refuses_damaged_data_in_one_line(build, names, tmp_path, monkeypatch, capsys):
+def test_cli_refuses_damaged_data_in_one_line_and_writes_nothing(build, names, tmp_path, monkeypatch, capsys):
+    check_case(build, names, tmp_path, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize(("build", "names"), TEACHER_CACHE_CASES)
+def test_cli_refuses_a_damaged_teacher_cache_in_one_line(build, names, tmp_path, monkeypatch, capsys):
     check_case(build, names, tmp_path, monkeypatch, capsys, writes_nothing=False)
-
-
-@pytest.mark.xfail(reason=HALF_WRITTEN, strict=True)
-def test_refused_data_leaves_no_run_folder(tmp_path, monkeypatch, capsys):
-    check_case(*DATA_CASES[0].values, tmp_path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize(("build", "names"), DIVERGE_CASES)
@@ -356,6 +359,7 @@ def test_a_diverging_background_run_is_failed_not_succeeded(tiny_data, monkeypat
     store = RunStore()
     monkeypatch.setattr(jobs_module, "schedule", lambda _store: [])
     run_id = store.add(ExperimentConfig(**tiny_config(), temperature=1e30))
+    assert store.claim_next(1) == (run_id, None)  # as a worker finds its run: claimed for it
     assert work(store, run_id) == Status.FAILED
     record = store.get(run_id)
     assert record.status == Status.FAILED and record.final is None
@@ -464,6 +468,7 @@ def resumed(damage: Callable[[RunDir], None]):
         run_id = store.add(ExperimentConfig(**tiny_config()))
         run = run_dir_for(store, run_id)
         damage(run)
+        assert store.claim_next(1) == (run_id, None)
         assert work(store, run_id) == Status.FAILED
         return store.get(run_id).error
     return resume
@@ -476,16 +481,10 @@ def teacher_done(run: RunDir) -> None:
 
 RESUME_CASES = [
     pytest.param(resumed(lambda run: run.ledger_path.write_text("{")), "stages.json",
-                 id="resume-stages-garbage",
-                 marks=pytest.mark.xfail(reason="needs checkpoints.py change: StageLedger raises a "
-                                                "DataError naming stages.json", strict=True)),
-    pytest.param(resumed(teacher_done), "teacher.safetensors", id="resume-finished-stage-checkpoint-damaged",
-                 marks=pytest.mark.xfail(reason="needs runs.py change: load_weights raises a DataError "
-                                                "naming the checkpoint", strict=True)),
+                 id="resume-stages-garbage"),
+    pytest.param(resumed(teacher_done), "teacher.safetensors", id="resume-finished-stage-checkpoint-damaged"),
     pytest.param(resumed(lambda run: run.epoch_index("teacher").write_text("[")), "teacher.last.json",
-                 id="resume-epoch-index-garbage",
-                 marks=pytest.mark.xfail(reason="needs checkpoints.py change: StageCheckpointer.restore "
-                                                "raises a DataError naming the index", strict=True)),
+                 id="resume-epoch-index-garbage"),
 ]
 
 
@@ -495,8 +494,6 @@ def test_resume_of_a_damaged_run_fails_naming_the_file(resume, name, tmp_path, m
     assert_one_clear_line(f"error: {error}", (name,), tmp_path)
 
 
-@pytest.mark.xfail(reason="needs runs.py change: RunDir.metrics skips (or names) a line that is not an "
-                          "epoch record", strict=True)
 def test_metrics_line_that_is_not_an_epoch_is_named(tmp_path):
     run = RunDir.create(ExperimentConfig(), name="r")
     run.metrics_path.write_text('{"stage": "teacher", "epoch": 1}\n[1, 2]\n')
@@ -587,6 +584,6 @@ def test_no_pickle_of_user_files():
 
 
 def test_corpus_has_at_least_100_cases():
-    cases = (OPTION_CASES + JOBS_CASES + STORE_CASES + FOLDER_CASES + DATA_CASES + DIVERGE_CASES
-             + EXPLORE_CASES + RESUME_CASES + LAUNCH_CASES)
+    cases = (OPTION_CASES + JOBS_CASES + STORE_CASES + FOLDER_CASES + DATA_CASES + TEACHER_CACHE_CASES
+             + DIVERGE_CASES + EXPLORE_CASES + RESUME_CASES + LAUNCH_CASES)
     assert len(cases) + 4 + 1 >= 100  # + the subprocess cases and the metrics line

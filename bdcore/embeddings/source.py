@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
 from torch import nn
 
 from ..data import PairedData, load_pair
-from ..errors import UserError
+from ..errors import DataError, UserError
 from ..models import build_model
 from ..reports import run_label
 from ..runs import RunDir, RunsRoot, load_weights
@@ -107,10 +106,10 @@ class ExploreSession:
             path = self.run.checkpoint(role)
             try:
                 load_weights(model, path)
-            except (OSError, RuntimeError, SafetensorError) as err:  # damaged, or another model's
-                raise ExploreError(f"run {self.run_id}: cannot load {path} ({first_line(err)}); the "
-                                   "checkpoint is damaged or from other settings: train the run "
-                                   "again") from err
+            except DataError as err:  # damaged, or another model's
+                cause = first_line(err.__cause__ or err)
+                raise ExploreError(f"run {self.run_id}: cannot load {path} ({cause}); the checkpoint is "
+                                   "damaged or from other settings: train the run again") from err
             self._models[role] = model.eval().requires_grad_(False)
         return self._models[role]
 

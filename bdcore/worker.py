@@ -1,5 +1,7 @@
 """`python -m bdcore.worker RUN_ID --store PATH`: trains one queued run in this process and
-records everything in the run store. Started by ``bdcore.jobs.schedule`` in its own session."""
+records everything in the run store. Started by ``bdcore.jobs.schedule`` in its own session.
+Once the run has succeeded and its slot is handed on, the worker computes the Embeddings page's
+first view of the run at low priority before it exits, so the page opens on a cached view."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +11,8 @@ import sys
 import threading
 import traceback
 
+from .embeddings import ExploreSession, prepare_first_view
+from .errors import UserError
 from .experiment import EventKind, RunEvent, run_experiment
 from .jobs import HEARTBEAT_S, run_dir_for, schedule
 from .store import RunRecord, RunStore, Status
@@ -24,6 +28,7 @@ def _on_sigterm(_signum, _frame):
 
 
 NOT_OWNER_EXIT = 3  # exit status of a worker that found its run no longer its own
+FIRST_VIEW_NICE = 10  # the first view yields the CPU to the next run's training
 
 
 def _owns(record: RunRecord) -> bool:
@@ -112,7 +117,22 @@ def main(argv: list[str] | None = None) -> int:
         return NOT_OWNER_EXIT
     schedule(store)  # hand the freed slot to the next queued run
     print(f"run {args.run_id}: {status}", flush=True)
+    if status is Status.SUCCEEDED:
+        prepare_explorer(store, args.run_id)
     return 0
+
+
+def prepare_explorer(store: RunStore, run_id: str) -> None:
+    """The Embeddings page's first view of a finished run, into the run's cache. A page asking
+    for it meanwhile waits for it (the cache's lock) instead of computing it too; a failure here
+    only means the page computes it when asked."""
+    os.nice(FIRST_VIEW_NICE)
+    try:
+        prepare_first_view(ExploreSession(run_dir_for(store, run_id).path, run_id))
+    except UserError as err:
+        print(f"the Embeddings page's first view was not prepared: {err}", flush=True)
+        return
+    print("the Embeddings page's first view is ready", flush=True)
 
 
 if __name__ == "__main__":

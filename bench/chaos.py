@@ -55,6 +55,7 @@ APP_CONFIG = {**CONFIG, "blind_epochs": 150}
 ATTEMPT_TIMEOUT_S = 180.0
 ADOPT_LIMIT_S = 30.0
 ZOMBIE_WAIT_S = 30.0
+WORKER_EXIT_S = 60.0  # a finished worker still preparing the first view is not an orphan until then
 EXTERNAL_SHARE = 0.3  # of the kills: external os.kill at a random time; the rest at fault points
 
 
@@ -354,7 +355,10 @@ def app_round(rng: random.Random, root: RunsRoot, mid_submit: bool) -> AppRound:
             break
         time.sleep(0.5)
     not_resumable = [f"{r.id}: {r.status} {r.error}" for r in store.list() if r.status != Status.SUCCEEDED]
-    time.sleep(2 * jobs.HEARTBEAT_S)  # finished workers exit after scheduling
+    # finished workers exit after scheduling and preparing the Embeddings page's first view
+    settle = time.time() + WORKER_EXIT_S
+    while worker_processes(store) and time.time() < settle:
+        time.sleep(0.5)
     jobs.schedule(store)  # waits for this process's finished workers
     orphans = [f"pid {pid} (run {run_id})" for pid, run_id in worker_processes(store).items()]
     # the killed app's workers were handed to init, which waits for them at its own pace

@@ -58,6 +58,18 @@ def test_a_run_goes_from_queued_to_succeeded(store):
     assert os.path.exists(os.path.join(record.run_dir, "final.json"))
 
 
+def test_a_finished_run_s_worker_prepares_the_embeddings_first_view(store):
+    """The worker computes the Embeddings page's first view after marking the run succeeded, then
+    exits; the page then loads it from the run's cache."""
+    from bdcore.embeddings import ExploreSession, prepare_first_view
+
+    run_id = jobs.submit(store, ExperimentConfig(**TINY)).run_id
+    record = wait_for(lambda: (r := store.get(run_id)).status == "succeeded" and r)
+    log = store.root.worker_log(run_id)
+    wait_for(lambda: "first view is ready" in log.read_text(), timeout=120)
+    assert prepare_first_view(ExploreSession(record.run_dir, run_id)).cached
+
+
 def test_queue_respects_the_concurrency_limit(store):
     ids = [jobs.submit(store, ExperimentConfig(**{**TINY, "seed": s})).run_id for s in range(3)]
     peak = 0

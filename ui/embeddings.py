@@ -3,6 +3,7 @@ feature space (the paper's Figure 6), with hover thumbnails, selection and expor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 import streamlit.components.v1 as components
 
@@ -20,13 +21,12 @@ from bdcore.embeddings.figures import (
     COLOUR_BY,
     embedding_frame,
     frame_for_csv,
-    scatter_figure,
     soft_label_tile,
 )
 from bdcore.embeddings.reduce import INITS, TSNE_IMPLS
 from bdcore.errors import UserError
 from bdcore.stage_names import TEACHER
-from ui.resources import hover_thumbnails, umap_warmed_up
+from ui.resources import hover_thumbnails, scatter_chart, umap_warmed_up
 from ui.run_picker import pick_run, soft_label_temperature
 
 HOVER_THUMBNAILS = Path(__file__).resolve().parents[1] / "assets" / "hover_thumbnails.js"
@@ -128,8 +128,9 @@ for column, (role, emb) in zip(columns, embeddings.items(), strict=True):
     elif thumbs_on:
         thumbs = hover_thumbnails(str(session.path), tuple(view["set"]), tuple(map(int, view["index"])),
                                   session)
-    fig = scatter_figure(view, session, colour_by, thumbs,
-                         title=f"{role} · {representation} · {method} · {len(view)} points")
+    fig = scatter_chart(str(session.path), int(pd.util.hash_pandas_object(view).sum()), colour_by,
+                        f"{role} · {representation} · {method} · {len(view)} points", thumbs is not None,
+                        view, session, thumbs)
     with column:
         event = st.plotly_chart(fig, key=f"scatter-{role}", on_select="rerun" if dims == 2 else "ignore",
                                 selection_mode=("box", "lasso", "points"),

@@ -1,5 +1,5 @@
 """What every page, session and browser tab of the app process shares: the run store, the Runs
-page's curves, the runs opened for exploration, hover thumbnails, and UMAP's
+page's curves, the runs opened for exploration, the Embeddings charts and hover thumbnails, and UMAP's
 one-off warm-up (each an ``st.cache_resource``)."""
 import threading
 from pathlib import Path
@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from bdcore.embeddings import ExploreSession, warm_up_umap
-from bdcore.embeddings.figures import thumbnail
+from bdcore.embeddings.figures import scatter_figure, thumbnail
 from bdcore.jobs import Housekeeper
 from bdcore.reports import curves_figure, curves_frame
 from bdcore.runs import RunsRoot
@@ -51,6 +51,16 @@ def explore_session(path: str, run_id: str, stamps: tuple) -> ExploreSession:
     (``bdcore.embeddings.checkpoint_stamps(path)``) is only part of the key: a run whose
     checkpoints changed since (a stage finished, a resume) is opened afresh."""
     return ExploreSession(Path(path), run_id)
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def scatter_chart(path: str, view_hash: int, colour_by: str, title: str, with_thumbs: bool,
+                  _view: pd.DataFrame, _session: ExploreSession, _thumbs: list[str] | None) -> go.Figure:
+    """The Embeddings page's chart of ``_view`` (``view_hash``: its content; ``with_thumbs``: whether
+    ``_thumbs`` are given), built once for every session showing the same points the same way.
+    Building it (plotly express, 2,000 points) was about 0.5 s of a render's 0.6 s, paid by each of a
+    class's sessions in turn (docs/reliability.md, "Many users"). Shared object: callers only read it."""
+    return scatter_figure(_view, _session, colour_by, _thumbs, title=title)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

@@ -4,6 +4,13 @@ traceback."""
 from __future__ import annotations
 
 
+def first_line(err: Exception) -> str:
+    """The gist of a library's error for a one-line message: torch's state-dict errors run over
+    many lines."""
+    lines = str(err).strip().splitlines()
+    return lines[0].rstrip(":. ") if lines else type(err).__name__
+
+
 class UserError(Exception):
     """Bad input or a request that cannot be met; the message says what and what to do."""
 

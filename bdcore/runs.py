@@ -23,7 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .config import ExperimentConfig
-from .errors import DataError
+from .errors import DataError, first_line
 from .faults import fault_point
 from .stage_names import sort_stages
 
@@ -91,9 +91,8 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
     try:
         model.load_state_dict(load_file(str(path)))
     except (OSError, SafetensorError, RuntimeError) as err:  # RuntimeError: names or shapes do not fit
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"checkpoint {path} cannot be loaded ({first}): it is damaged or from other "
-                        "settings; delete it and its stage trains again") from err
+        raise DataError(f"checkpoint {path} cannot be loaded ({first_line(err)}): it is damaged or from "
+                        "other settings; delete it and its stage trains again") from err
     return model
 
 

@@ -14,15 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from test_browser import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = tomllib.loads((ROOT / ".streamlit" / "config.toml").read_text())
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _network_address() -> str | None:
@@ -49,7 +44,7 @@ def _answers(host: str, port: int) -> bool:
 def _server(*options: str) -> Iterator[int]:
     """`streamlit run app.py` with the shipped config (run from the repository root) plus ``options``;
     yields its port once it answers on loopback."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                                *options], cwd=ROOT, env=os.environ.copy(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from ..data import PairedData, load_pair
-from ..errors import DataError, UserError
+from ..errors import DataError, UserError, first_line
 from ..models import build_model
 from ..reports import run_label
 from ..runs import RunDir, RunsRoot, load_weights
@@ -57,12 +57,6 @@ def explorable_runs(store: RunStore | None = None, root: RunsRoot | None = None)
         choices.append(RunChoice(run.path.name, f"{run_label(run.path.name, config)} [{status}, folder]",
                                  run.path, status, run.checkpoint_stages()))
     return choices
-
-
-def first_line(err: Exception) -> str:
-    """The gist of a library's error: torch's state-dict errors run over many lines."""
-    lines = str(err).strip().splitlines()
-    return lines[0].rstrip(":. ") if lines else type(err).__name__
 
 
 def to_uint8(x: torch.Tensor, mean: list[float], std: list[float]) -> np.ndarray:

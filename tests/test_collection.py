@@ -327,11 +327,22 @@ def test_tar_of_class_folders(tmp_path):
     assert len(c.splits["train"]) + len(c.splits["test"]) == 5
 
 
-def test_archive_member_over_the_cap_is_skipped(tmp_path, monkeypatch):
-    archive = _zip(tmp_path / "a.zip", {"big.png": _png_bytes(1, (64, 64)), "small.png": b"x"})
+def test_archive_members_too_large_encrypted_or_damaged_are_skipped(tmp_path, monkeypatch):
+    archive = _zip(tmp_path / "a.zip", {"big.png": _png_bytes(1, (64, 64)), "text.png": b"hello",
+                                        "locked.png": _png_bytes(1), "crc.png": _png_bytes(2)})
+    data = bytearray(archive.read_bytes())
+    with zipfile.ZipFile(archive) as z:
+        local = z.getinfo("locked.png").header_offset
+    data[local + 6] |= 1  # the "encrypted" flag, in the local and the central header
+    data[data.rindex(b"locked.png") - 46 + 8] |= 1
+    at = data.rindex(b"IDAT") + 6  # a byte inside crc.png's stored PNG: the zip's CRC no longer matches
+    data[at] ^= 0xFF
+    archive.write_bytes(bytes(data))
     monkeypatch.setattr(coll, "MAX_MEMBER_BYTES", 100)
-    big = next(e for e in open_collection(archive).splits["train"] if e.member == "big.png")
-    assert _skip_reason(big).startswith("too large to read safely (")
+    reasons = {e.member: _skip_reason(e) for e in open_collection(archive).splits["train"]}
+    assert reasons == {"big.png": f"too large to read safely ({len(_png_bytes(1, (64, 64)))} bytes)",
+                       "text.png": "not an image", "locked.png": "encrypted",
+                       "crc.png": "unreadable or truncated"}
 
 
 def test_sources_that_cannot_be_used(tmp_path):
@@ -533,3 +544,16 @@ def test_jpeg_draft_asks_for_a_cover_of_the_upright_target(tmp_path, monkeypatch
     reference = np.asarray(Image.open(path).convert("L").transpose(Image.Transpose.ROTATE_90)
                            .resize((50, 100), Image.Resampling.BICUBIC))[25:75]
     assert np.abs(out[0].astype(int) - reference).mean() < 3
+
+
+def test_damaged_exif_keeps_the_pixels_and_no_warning_escapes(tmp_path):
+    """An EXIF tag pointing past the end of the data makes Pillow warn; the image is still good."""
+    ifd = (b"II*\x00\x08\x00\x00\x00\x01\x00" + b"\x0e\x01\x02\x00" + (1000).to_bytes(4, "little")
+           + (5000).to_bytes(4, "little") + b"\x00\x00\x00\x00")
+    path = tmp_path / "bad-exif.jpg"
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(path, exif=b"Exif\x00\x00" + ifd)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_header(_file(path)) == ("RGB", (8, 8))
+        out = decode(_file(path), (4, 4), 3)
+    assert np.abs(out[:, 2, 2].astype(int) - [255, 0, 0]).max() <= 3

@@ -137,6 +137,8 @@ def _scan_folder(folder: str, root_real: str, depth: int = 0) -> _Node:
     try:
         with os.scandir(folder) as listing:
             children = list(listing)
+    except FileNotFoundError:  # removed while we looked
+        return node
     except OSError as err:
         raise CollectionError(f"cannot read the folder {folder} ({err.strerror or err}); fix its "
                               "permissions or remove it") from err
@@ -459,10 +461,10 @@ def _member_bytes(entry: Entry) -> bytes:
             if size > MAX_MEMBER_BYTES:
                 raise SkippedImage(f"too large to read safely ({size} bytes)")
             data = archive.read(member)
-    except RuntimeError as err:  # zipfile: "... is encrypted, password required"
-        raise SkippedImage("encrypted") from err
     except (*_BAD_CONTENT, zipfile.BadZipFile, tarfile.TarError) as err:
         raise SkippedImage("unreadable or truncated") from err
+    except RuntimeError as err:  # zipfile: "... is encrypted, password required"
+        raise SkippedImage("encrypted") from err
     if len(data) > MAX_MEMBER_BYTES:
         raise SkippedImage(f"too large to read safely (over {MAX_MEMBER_BYTES} bytes)")
     return data

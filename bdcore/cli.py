@@ -10,12 +10,12 @@ from typing import NoReturn
 
 from tqdm import tqdm
 
+from .cli_datasets import add_datasets_parser
 from .cli_jobs import add_jobs_parser
 from .cli_options import add_config_options, config_from_args, writable_folder
-from .data import DATASETS, locate_dataset
 from .device import resolve_device
 from .errors import ConfigError, UserError
-from .experiment import ExperimentResult, RunEvent, run_experiment
+from .experiment import EventKind, ExperimentResult, RunEvent, run_experiment
 from .reproduce import TABLES, run_table
 from .runs import RunsRoot
 from .train import EpochReport
@@ -42,8 +42,17 @@ class ProgressBar:
         self.bar.update(1)
 
     def event(self, event: RunEvent) -> None:
-        if self.enabled:
-            tqdm.write(f"note: {event.text}", file=sys.stderr)
+        if not self.enabled:
+            return
+        if event.kind is EventKind.PREPARING:  # a bar per collection being prepared
+            what = event.text.split(":")[0]
+            if what != self.stage:
+                self.close()
+                self.stage = what
+                self.bar = tqdm(total=event.total, desc=what, unit="img", file=sys.stderr)
+            self.bar.update(event.done - self.bar.n)
+            return
+        tqdm.write(f"note: {event.text}", file=sys.stderr)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -105,28 +114,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_datasets(args: argparse.Namespace) -> int:
-    rows = []
-    for name in DATASETS:
-        found, searched = locate_dataset(name)
-        rows.append({"name": name, "found": found is not None,
-                     "source": found.describe() if found else None,
-                     "demo_subset": bool(found and found.demo_subset),
-                     "searched": [str(loc.path) for loc in searched]})
-    if args.json:
-        print(json.dumps(rows))
-        return 0
-    for row in rows:
-        if row["found"]:
-            extra = "  (demo subset only: set BD_DATA_DIR for the full set)" if row["demo_subset"] else ""
-            print(f"{row['name']:<15} {row['source']}{extra}")
-        else:
-            print(f"{row['name']:<15} not found locally (downloaded on first use when online); "
-                  f"searched {', '.join(row['searched'])}")
-    print("folder:PATH     any folder of images (class sub-folders = labels; none = unlabeled)")
-    return 0
-
-
 def cmd_reproduce(args: argparse.Namespace) -> int:
     check_device(args.device)
     root = _runs_root(args)
@@ -167,11 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print one JSON object instead of progress and a summary")
     run.set_defaults(func=cmd_run)
 
-    datasets = sub.add_parser("datasets", help="list datasets and where each was found",
-                              description="List every dataset and where it would be read from "
-                                          "($BD_DATA_DIR, system installs, the bundled demo subset).")
-    datasets.add_argument("--json", action="store_true", help="print a JSON list")
-    datasets.set_defaults(func=cmd_datasets)
+    add_datasets_parser(sub)
 
     reproduce = sub.add_parser("reproduce", help="reproduce a table of the paper",
                                description="Run a table of the paper at the documented defaults and "

@@ -39,6 +39,7 @@ def _normal_k(value: str | int) -> str:
 # default is the earlier behaviour, such as blind_augment_strength, needs no entry)
 EARLIER_RUN_VALUES = {"teacher_input_noise": 0.0}
 MAX_SEED = 2**32 - 1
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 512  # cnn pools twice and cnn6 three times; 512 px: 3 MB an image
 # Each random draw of a run has its own stream: seed + offset
 SEED_OFFSETS = {TEACHER: 0, BLIND: 1, FINETUNE: 2, "labeled subset": 0, "unlabeled subset": 1}
 
@@ -90,6 +91,10 @@ class ExperimentConfig:
                                        "random subset)")
     unlabeled_limit: int | None = _field(None, "use at most this many unlabeled images (seeded random "
                                          "subset)")
+    image_size: int | None = _field(None, "side in pixels of the square images a labeled image collection "
+                                    "(folder:PATH, caltech256, imagenet) is prepared at; none: its first "
+                                    "image's size, at most 64 px. The unlabeled set always takes the "
+                                    "labeled set's size")
     seed: int = _field(0, "random seed; the same seed on the same device repeats a run")
     device: str = _field("auto", f"training device: {', '.join(DEVICES)} (auto: CUDA, then MPS, then CPU)")
     amp: bool = _field(True, "bf16 mixed precision where the device runs it natively")
@@ -137,6 +142,9 @@ class ExperimentConfig:
         for name in ("labeled_limit", "unlabeled_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1 when set")
+        if self.image_size is not None and not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
+            problems.append(f"image_size must be from {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} pixels, "
+                            f"got {self.image_size}")
         if not self.finetune_ks:
             problems.append("finetune_ks: give at least one k (a number or 'all')")
         for k in self.finetune_ks:
@@ -168,7 +176,8 @@ class ExperimentConfig:
     def pair_spec(self) -> PairSpec:
         """Which data this run trains on, and the seeds of its subsets."""
         return PairSpec(self.labeled, self.unlabeled, self.labeled_limit, self.unlabeled_limit,
-                        self.seed_for("labeled subset"), self.seed_for("unlabeled subset"))
+                        self.seed_for("labeled subset"), self.seed_for("unlabeled subset"),
+                        self.image_size)
 
     def stage_plan(self, stage: str, examples: int = 0) -> StagePlan:
         """The settings and seed of ``stage``. A fine-tune over ``examples`` labeled images gets

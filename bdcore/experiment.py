@@ -30,6 +30,7 @@ class EventKind(Enum):
     NOTE = "note"  # a fact about the data or settings a person should see
     TEACHER_REUSED = "teacher reused"  # the teacher came from the cache instead of training
     STAGE_LOADED = "stage loaded"  # a stage finished before a resume was loaded, not trained
+    PREPARING = "preparing"  # an image collection is being decoded into the prepared cache
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ class RunEvent:
     """Something a run reports besides its epochs."""
     kind: EventKind
     text: str
+    done: int = 0  # PREPARING: images decoded so far, of ``total``
+    total: int = 0
 
 
 EventFn = Callable[[RunEvent], None]
@@ -68,7 +71,12 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
     # the device and the data first: a run they refuse leaves no run folder behind
     device = resolve_device(config.device)
     start = time.perf_counter()
-    data = load_pair(config.pair_spec()).to(device)
+
+    def preparing(what: str, done: int, total: int) -> None:
+        tell(RunEvent(EventKind.PREPARING, f"preparing {what}: {done:,} of {total:,} images decoded",
+                      done, total))
+
+    data = load_pair(config.pair_spec(), preparing).to(device)
     data_seconds = time.perf_counter() - start
     run = run or RunDir.create(config, root)
     remove_temp_files(run.path)  # half-written files of a killed attempt

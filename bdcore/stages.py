@@ -5,13 +5,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .data.imageset import Images, take_rows
 from .losses import distillation_loss, finetune_loss
 from .stage_names import BLIND, TEACHER
 from .stage_settings import StageSettings
 from .train import Checkpointer, EpochReport, ProgressFn, fit, predict_logits
 
 
-def train_teacher(teacher: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
+def train_teacher(teacher: nn.Module, train_x: Images, train_y: torch.Tensor,
                   test_x: torch.Tensor, test_y: torch.Tensor, settings: StageSettings, *,
                   seed: int, stage: str = TEACHER, amp: bool = True, on_epoch: ProgressFn | None = None,
                   checkpointer: Checkpointer | None = None) -> list[EpochReport]:
@@ -23,7 +24,7 @@ def train_teacher(teacher: nn.Module, train_x: torch.Tensor, train_y: torch.Tens
                amp=amp, on_epoch=on_epoch, checkpointer=checkpointer)
 
 
-def _teacher_targets(teacher: nn.Module, inputs: torch.Tensor, fresh: bool, amp: bool):
+def _teacher_targets(teacher: nn.Module, inputs: Images, fresh: bool, amp: bool):
     """Teacher logits for a batch: looked up from one cached pass over ``inputs``, or computed
     afresh on the (augmented or noisy) batch when the stage perturbs its inputs."""
     teacher.eval()
@@ -36,8 +37,8 @@ def _teacher_targets(teacher: nn.Module, inputs: torch.Tensor, fresh: bool, amp:
     return lambda index, _x: cached[index]
 
 
-def blind_distill(student: nn.Module, teacher: nn.Module, unlabeled_x: torch.Tensor,
-                  test_x: torch.Tensor, test_y: torch.Tensor, settings: StageSettings, *,
+def blind_distill(student: nn.Module, teacher: nn.Module, unlabeled_x: Images,
+                  test_x: Images, test_y: torch.Tensor, settings: StageSettings, *,
                   temperature: float, seed: int, stage: str = BLIND, amp: bool = True,
                   on_epoch: ProgressFn | None = None,
                   checkpointer: Checkpointer | None = None) -> list[EpochReport]:
@@ -67,8 +68,8 @@ def stratified_subset(labels: torch.Tensor, per_class: int | None, seed: int) ->
     return torch.cat(chosen).sort().values
 
 
-def finetune(student: nn.Module, teacher: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor,
-             test_x: torch.Tensor, test_y: torch.Tensor, settings: StageSettings, *,
+def finetune(student: nn.Module, teacher: nn.Module, train_x: Images, train_y: torch.Tensor,
+             test_x: Images, test_y: torch.Tensor, settings: StageSettings, *,
              per_class: int | None, temperature: float, hard_label_weight: float, seed: int, stage: str,
              fresh_teacher: bool = True, amp: bool = True, on_epoch: ProgressFn | None = None,
              checkpointer: Checkpointer | None = None) -> list[EpochReport]:
@@ -80,7 +81,7 @@ def finetune(student: nn.Module, teacher: nn.Module, train_x: torch.Tensor, trai
     computed once, which saves a teacher forward pass per batch at a small cost in accuracy
     (docs/results.md)."""
     index = stratified_subset(train_y, per_class, seed).to(train_x.device)
-    subset_x, subset_y = train_x[index], train_y[index]
+    subset_x, subset_y = take_rows(train_x, index), train_y[index]
     targets = _teacher_targets(teacher, subset_x, fresh_teacher and settings.perturbs_inputs, amp)
 
     def loss(logits, batch_index, x):

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from .config import ExperimentConfig
+from .data.imageset import Images
+from .data.streamed import StreamedImages
 from .errors import DataError
 from .runs import RunsRoot, load_weights, save_weights, write_json_atomic
 from .train import EpochReport
@@ -17,12 +19,15 @@ TEACHER_FIELDS = ("labeled", "teacher", "teacher_epochs", "teacher_lr", "batch_s
                   "teacher_augment", "labeled_limit", "seed", "amp")  # + teacher_input_noise if set
 
 
-def data_fingerprint(x: torch.Tensor) -> str:
-    """A short hash of a tensor's contents, so a changed dataset never reuses a stale teacher."""
+def data_fingerprint(x: Images) -> str:
+    """A short hash of a tensor's contents, so a changed dataset never reuses a stale teacher (a
+    streamed set's cache key already hashes its files)."""
+    if isinstance(x, StreamedImages):
+        return hashlib.sha256(x.fingerprint().encode()).hexdigest()[:16]
     return hashlib.sha256(x.detach().cpu().contiguous().numpy().tobytes()).hexdigest()[:16]
 
 
-def teacher_key(config: ExperimentConfig, train_x: torch.Tensor, device: torch.device) -> str:
+def teacher_key(config: ExperimentConfig, train_x: Images, device: torch.device) -> str:
     settings = {name: getattr(config, name) for name in TEACHER_FIELDS}
     settings["teacher_lr"] = float(config.teacher_lr)  # 0.01 and 1e-2 alike; 1 and 1.0 alike
     if config.teacher_input_noise:  # keys of teachers cached before the field existed still hold

@@ -1,11 +1,12 @@
 """The training loop: one plain function, read top to bottom. Data are in-memory tensors on the
-training device; batches are taken by index; progress leaves through a callback."""
+training device, batches taken by index; or a set streamed from the prepared cache on disk, a
+shuffled batch at a time. Progress leaves through a callback."""
 from __future__ import annotations
 
 import hashlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from typing import Protocol
@@ -14,6 +15,8 @@ import torch
 from torch import nn
 
 from .augment import AUGMENT, add_input_noise, random_affine
+from .data.imageset import Images
+from .data.streamed import StreamedImages
 from .device import autocast_dtype
 from .errors import TrainingDivergedError
 from .stage_settings import StageSettings
@@ -55,7 +58,7 @@ def _prepare(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def predict_logits(model: nn.Module, x: torch.Tensor, amp: bool = True) -> torch.Tensor:
+def predict_logits(model: nn.Module, x: Images, amp: bool = True) -> torch.Tensor:
     """Logits for every row of ``x`` in large batches, as float32, in eval mode."""
     was_training = model.training
     model.eval()
@@ -67,7 +70,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, amp: bool = True) -> torch
     return torch.cat(outputs) if outputs else x.new_zeros((0, 0))
 
 
-def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, amp: bool = True) -> float:
+def accuracy(model: nn.Module, x: Images, y: torch.Tensor, amp: bool = True) -> float:
     return (predict_logits(model, x, amp).argmax(1) == y).float().mean().item()
 
 
@@ -114,6 +117,21 @@ def steps_in_epoch(n: int, batch_size: int, same_size: bool = False) -> int:
     return -(-n // batch_size)
 
 
+def epoch_batches(inputs: Images, batch_size: int, steps: int,
+                  generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch's (row indices, images) batches. In memory: index slices of a seeded permutation
+    drawn on the device (airbench). On disk: litdata's shuffled stream, seeded from the same
+    generator, so a resumed stage draws the same epochs."""
+    if isinstance(inputs, StreamedImages):
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
+        yield from inputs.shuffled_batches(batch_size, steps, seed)
+        return
+    order = torch.randperm(len(inputs), generator=generator, device=generator.device).to(inputs.device)
+    for i in range(steps):
+        index = order[i * batch_size:(i + 1) * batch_size]
+        yield index, inputs[index]
+
+
 class Checkpointer(Protocol):
     """Saves a stage after each epoch and restores it on resume (see bdcore.runs.StageCheckpointer)."""
 
@@ -137,7 +155,7 @@ def check_finite(model: nn.Module, train_loss: float, epoch: int, stage: str) ->
                                 "or temperature")
 
 
-def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: torch.Tensor,
+def fit(model: nn.Module, inputs: Images, batch_loss: BatchLoss, test_x: Images,
         test_y: torch.Tensor, settings: StageSettings, *, stage: str, seed: int, amp: bool = True,
         on_epoch: ProgressFn | None = None, checkpointer: Checkpointer | None = None) -> list[EpochReport]:
     """Train ``model`` on ``inputs`` with ``batch_loss`` and report test accuracy after each epoch.
@@ -164,11 +182,8 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
     for epoch in range(len(reports) + 1, settings.epochs + 1):
         start = time.perf_counter()
         model.train()
-        order = torch.randperm(n, generator=generator, device=generator.device).to(device)
         total = torch.zeros((), device=device)
-        for i in range(steps_per_epoch):
-            index = order[i * bs:(i + 1) * bs]
-            x = inputs[index]
+        for index, x in epoch_batches(inputs, bs, steps_per_epoch, generator):
             if settings.augment:
                 x = random_affine(x, generator, augmentation)
             if settings.input_noise:

@@ -38,9 +38,11 @@ def write_idx_dataset(folder: Path, n_train: int = 200, n_test: int = 100, seed:
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
-    """Every test gets an empty data dir and runs dir, no downloads, and no system installs."""
+    """Every test gets an empty data dir, runs dir and prepared cache, no downloads, and no system
+    installs."""
     monkeypatch.setenv("BD_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("BD_RUNS_DIR", str(tmp_path / "runs"))
+    monkeypatch.setenv("BD_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("BD_OFFLINE", "1")
     monkeypatch.setattr("bdcore.data.idx_sets.SYSTEM_DIRS", ())
     (tmp_path / "data").mkdir()

@@ -167,11 +167,11 @@ def test_user_errors_print_one_line_with_exit_2_and_bugs_keep_their_traceback(ti
 
 
 def test_user_error_kinds_are_user_errors():
-    from bdcore.data import CorruptFileError, DatasetNotFoundError, FolderDatasetError
+    from bdcore.data import CollectionError, CorruptFileError, DatasetNotFoundError
     from bdcore.embeddings import ExploreError
 
     for kind in (ConfigError, RunNotFoundError, RunStateError, CorruptFileError, DatasetNotFoundError,
-                 FolderDatasetError, ExploreError):
+                 CollectionError, ExploreError):
         assert issubclass(kind, UserError), kind
 
 

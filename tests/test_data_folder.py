@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from bdcore.data import FolderDatasetError, load_dataset
+from bdcore.data import CollectionError, load_dataset
 
 # --------------------------------------------------------------------------------------------
 # 5. Folder datasets
@@ -56,7 +56,7 @@ def test_folder_by_subfolder_with_holdout(tmp_path):
         assert [s.classes[y] for y in s.labels.tolist()] == [owner[i] for i in _ids(s.images)]
     assert sorted(test.labels.tolist()) == [0, 1, 1, 2, 2]  # every class is represented
     assert _ids(load_dataset(f"folder:{root}", "test").images) == test_ids  # seeded
-    assert train.name == f"folder:{root}" and train.source == f"folder: {root}"
+    assert train.name == f"folder:{root}" and train.source == f"folder: {root} (class folders)"
 
 
 def test_folder_with_train_and_test_subfolders(tmp_path):
@@ -68,7 +68,7 @@ def test_folder_with_train_and_test_subfolders(tmp_path):
     assert (len(train), len(test)) == (7, 4)
     assert train.labels.tolist() == [0, 0, 0, 0, 1, 1, 1] and test.labels.tolist() == [0, 0, 1, 1]
     assert train.classes == test.classes == ["a", "b"]
-    assert train.source == f"folder: {tmp_path / 'set' / 'train'}"
+    assert train.source == f"folder: {tmp_path / 'set'} (train/test class folders)"
 
 
 def test_folder_unlabeled(tmp_path):
@@ -80,7 +80,7 @@ def test_folder_unlabeled(tmp_path):
     unlabeled = load_dataset(f"folder:{tmp_path / 'u'}", "train")
     assert unlabeled.labels is None and unlabeled.classes == [] and len(unlabeled) == 4
     assert _ids(unlabeled.images) == [0, 10, 20, 30]
-    with pytest.raises(FolderDatasetError, match="unlabeled"):
+    with pytest.raises(CollectionError, match="unlabeled"):
         load_dataset(f"folder:{tmp_path / 'u'}", "test")
 
 
@@ -119,15 +119,18 @@ def test_folder_mixed_sizes_resized_to_first(tmp_path):
 
 @pytest.mark.parametrize("content", [b"definitely not a png", "truncated"])
 def test_folder_corrupt_image(tmp_path, content):
+    """An unreadable image is skipped, counted and named, never fatal (issue 13)."""
     good = _png(tmp_path / "k" / "cat" / "a.png", np.random.default_rng(0).integers(
         0, 255, (16, 16), dtype=np.uint8))
+    for i in range(4):
+        _png(tmp_path / "k" / "cat" / f"g{i}.png", _gray(i))
+        _png(tmp_path / "k" / "dog" / f"c{i}.png", _gray(100 + i))
     bad = tmp_path / "k" / "cat" / "b.png"
     bad.write_bytes(good.read_bytes()[:60] if content == "truncated" else content)
-    _png(tmp_path / "k" / "dog" / "c.png", _gray(1))
-    with pytest.raises(FolderDatasetError) as info:
-        for split in ("train", "test"):
-            load_dataset(f"folder:{tmp_path / 'k'}", split)
-    assert str(bad) in str(info.value)
+    splits = [load_dataset(f"folder:{tmp_path / 'k'}", split) for split in ("train", "test")]
+    assert sum(len(s) for s in splits) == 9
+    (note,) = [n for s in splits for n in s.notes]
+    assert "1 of" in note and "b.png" in note
 
 
 def test_folder_empty_or_missing(tmp_path):
@@ -136,11 +139,12 @@ def test_folder_empty_or_missing(tmp_path):
     (tmp_path / "only-text" / "readme.txt").write_text("x")
     (tmp_path / "a-file.png").write_bytes(b"")
     for path in ("empty", "only-text"):
-        with pytest.raises(FolderDatasetError, match="no images"):
+        with pytest.raises(CollectionError, match="no images"):
             load_dataset(f"folder:{tmp_path / path}", "train")
-    for path in ("does-not-exist", "a-file.png"):
-        with pytest.raises(FolderDatasetError, match="is not a folder"):
-            load_dataset(f"folder:{tmp_path / path}", "train")
+    with pytest.raises(CollectionError, match="does not exist"):
+        load_dataset(f"folder:{tmp_path / 'does-not-exist'}", "train")
+    with pytest.raises(CollectionError, match="is not a source of images"):
+        load_dataset(f"folder:{tmp_path / 'a-file.png'}", "train")
 
 
 def test_folder_named_train_keeps_splits_disjoint(tmp_path):

@@ -1,6 +1,7 @@
 """Loading a run's data: both datasets, their seeded subsets, paired and normalised (on the CPU)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -8,6 +9,8 @@ import torch
 from .imageset import ImageSet
 from .pairing import PairedData, pair_datasets
 from .registry import load_dataset
+
+PrepareProgress = Callable[[str, int, int], None]  # (which set, images done, images in all)
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,7 @@ class PairSpec:
     unlabeled_limit: int | None
     labeled_seed: int
     unlabeled_seed: int
+    image_size: int | None = None  # a labeled image collection's side; None: collection_sets decides
 
 
 def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
@@ -28,9 +32,21 @@ def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
     return images.subset(torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:limit])
 
 
-def load_pair(spec: PairSpec) -> PairedData:
-    """Load and pair the spec's datasets, applying its limits."""
-    train = _limit(load_dataset(spec.labeled, "train"), spec.labeled_limit, spec.labeled_seed)
-    test = load_dataset(spec.labeled, "test")
-    unlabeled = _limit(load_dataset(spec.unlabeled, "train"), spec.unlabeled_limit, spec.unlabeled_seed)
+def load_pair(spec: PairSpec, progress: PrepareProgress | None = None,
+              prepare_missing: bool = True) -> PairedData:
+    """Load and pair the spec's datasets, applying its limits. An image collection is prepared at
+    the shape training needs (the unlabeled one at the labeled set's), with ``progress`` told how
+    far each preparation is; without ``prepare_missing`` one not prepared yet is an error."""
+    def told(what: str):
+        return None if progress is None else (lambda done, total: progress(what, done, total))
+
+    def load(name: str, split: str, role: str, **shape):
+        return load_dataset(name, split, progress=told(f"{role} {name} ({split})"),
+                            prepare_missing=prepare_missing, **shape)
+
+    full_train = load(spec.labeled, "train", "labeled", image_size=spec.image_size)
+    train = _limit(full_train, spec.labeled_limit, spec.labeled_seed)
+    test = load(spec.labeled, "test", "labeled", shape=full_train.shape)
+    unlabeled = _limit(load(spec.unlabeled, "train", "unlabeled", shape=full_train.shape),
+                       spec.unlabeled_limit, spec.unlabeled_seed)
     return pair_datasets(train, test, unlabeled)

@@ -8,14 +8,19 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
-from .imageset import ImageSet
+from .imageset import Images, ImageSet
+from .streamed import StreamedImages
 
 LUMA = torch.tensor([0.299, 0.587, 0.114])
 CHUNK = 8192  # images converted at a time, to bound memory on big sets
 
 
-def convert_images(images: torch.Tensor, channels: int, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 (N, C, H, W) to uint8 (N, channels, *size): grayscale <-> RGB, antialiased resize."""
+def convert_images(images: Images, channels: int, size: tuple[int, int]) -> Images:
+    """uint8 (N, C, H, W) to uint8 (N, channels, *size): grayscale <-> RGB, antialiased resize.
+    A set already in that shape is returned as it is (a streamed set always is: it was prepared
+    at the labeled set's shape)."""
+    if tuple(images.shape[1:]) == (channels, *size):
+        return images
     out = []
     for chunk in images.split(CHUNK):
         x = chunk.float()
@@ -34,12 +39,13 @@ def convert_images(images: torch.Tensor, channels: int, size: tuple[int, int]) -
 
 @dataclass
 class PairedData:
-    """Normalised float tensors for the three stages. ``unlabeled_labels`` never enter training."""
-    train_x: torch.Tensor
+    """Normalised float images for the three stages (tensors, or sets streamed from disk that
+    normalise each batch as it is read). ``unlabeled_labels`` never enter training."""
+    train_x: Images
     train_y: torch.Tensor
-    test_x: torch.Tensor
+    test_x: Images
     test_y: torch.Tensor
-    unlabeled_x: torch.Tensor
+    unlabeled_x: Images
     unlabeled_labels: torch.Tensor | None
     classes: list[str]
     unlabeled_classes: list[str]
@@ -63,13 +69,19 @@ class PairedData:
                           self.unlabeled_classes, self.mean, self.std, self.notes)
 
 
-def channel_stats(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 images, scaled to [0, 1]."""
+def channel_stats(images: Images) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images, scaled to [0, 1] (a streamed set's were measured
+    when it was prepared)."""
+    if isinstance(images, StreamedImages):
+        mean, std = images.pixel_stats
+        return torch.tensor(mean), torch.tensor(std).clamp_min(1e-6)
     x = images.float().div_(255).transpose(0, 1).reshape(images.shape[1], -1)
     return x.mean(1), x.std(1).clamp_min(1e-6)
 
 
-def normalise(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+def normalise(images: Images, mean: torch.Tensor, std: torch.Tensor) -> Images:
+    if isinstance(images, StreamedImages):
+        return images.normalised(mean, std)
     x = images.float().div_(255)
     return x.sub_(mean.view(1, -1, 1, 1)).div_(std.view(1, -1, 1, 1))
 
@@ -90,6 +102,9 @@ def pair_datasets(train: ImageSet, test: ImageSet, unlabeled: ImageSet) -> Paire
     mean, std = channel_stats(train.images)
     notes = [f"{s.name} ({s.split}): bundled demo subset of {len(s)} images, not the full dataset"
              for s in (train, test, unlabeled) if s.demo_subset]
+    notes += [note for s in (train, test, unlabeled) for note in s.notes]
+    notes += [f"{s.name} ({s.split}): {len(s):,} images streamed from the prepared cache on disk"
+              for s in (train, test, unlabeled) if s.streamed]
     if unlabeled.shape != train.shape:
         notes.append(f"{unlabeled.name} converted from {unlabeled.shape} to {train.shape}")
     return PairedData(

@@ -1,33 +1,45 @@
-"""``DATASETS``: every dataset name mapped to the function that loads one split of it."""
+"""``DATASETS``: every dataset name mapped to the function that loads one split of it; any other
+image collection is ``folder:PATH`` (a folder, archive, list file or CSV manifest)."""
 from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 
 from ..errors import ConfigError
-from .folder import check_folder, load_folder
+from .collection import CollectionError
+from .collection_sets import COLLECTION_SPECS, Progress, collection_root, load_collection
 from .idx_sets import IDX_SPECS, load_idx_dataset
 from .idx_sets import candidate_locations as idx_candidates
 from .idx_sets import locate as locate_idx
 from .imageset import ImageSet
-from .sources import Location
-from .vision_sets import VISION_SPECS, load_vision_dataset
+from .sources import Location, data_dir
+from .vision_sets import VISION_SPECS
 from .vision_sets import candidate_locations as vision_candidates
 from .vision_sets import locate as locate_vision
 
 DATASETS: dict[str, Callable[[str], ImageSet]] = {
     **{name: partial(load_idx_dataset, name) for name in IDX_SPECS},
-    **{name: partial(load_vision_dataset, name) for name in VISION_SPECS},
+    **{name: partial(load_collection, name) for name in COLLECTION_SPECS},
 }
 SPLITS = ("train", "test")
 
 
-def load_dataset(spec: str, split: str) -> ImageSet:
-    """Load one split of a dataset named in ``DATASETS`` or given as ``folder:PATH``."""
+def is_collection(spec: str) -> bool:
+    """Read through the prepared cache (collection_sets.py) rather than whole into memory."""
+    return spec.startswith("folder:") or spec in COLLECTION_SPECS
+
+
+def load_dataset(spec: str, split: str, *, shape: tuple[int, int, int] | None = None,
+                 image_size: int | None = None, progress: Progress | None = None,
+                 prepare_missing: bool = True) -> ImageSet:
+    """Load one split of a dataset named in ``DATASETS`` or given as ``folder:PATH``. The other
+    arguments apply to image collections only (``load_collection``)."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose train or test")
-    if spec.startswith("folder:"):
-        return load_folder(spec.removeprefix("folder:"), split)
+    if is_collection(spec):
+        return load_collection(spec, split, shape=shape, image_size=image_size, progress=progress,
+                               prepare_missing=prepare_missing)
     if spec not in DATASETS:
         raise ConfigError(f"unknown dataset {spec!r}; choose one of {', '.join(DATASETS)} "
                          "or folder:PATH")
@@ -35,10 +47,12 @@ def load_dataset(spec: str, split: str) -> ImageSet:
 
 
 def check_dataset_path(spec: str) -> None:
-    """What can be checked without loading: a ``folder:PATH`` is a folder. (A named dataset may
-    still be downloaded when it runs.)"""
+    """What can be checked without loading: a ``folder:PATH`` exists and is a kind of source a
+    collection can be read from. (A named dataset may still be downloaded when it runs.)"""
     if spec.startswith("folder:"):
-        check_folder(spec.removeprefix("folder:"))
+        path = Path(spec.removeprefix("folder:")).expanduser()
+        if not path.exists():
+            raise CollectionError(f"{path} does not exist; check the path")
 
 
 def locate_dataset(name: str) -> tuple[Location | None, list[Location]]:
@@ -47,4 +61,8 @@ def locate_dataset(name: str) -> tuple[Location | None, list[Location]]:
         return locate_idx(name), idx_candidates(name)
     if name in VISION_SPECS:
         return locate_vision(name), vision_candidates(name)
+    if name in COLLECTION_SPECS:
+        root = collection_root(name)
+        found = root.is_dir() and any(root.iterdir())
+        return (Location(root, "data dir") if found else None), [Location(data_dir() / name, "data dir")]
     raise ConfigError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")

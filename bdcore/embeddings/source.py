@@ -82,7 +82,8 @@ class ExploreSession:
             raise ExploreError(f"run {self.run_id} has no trained teacher yet: wait until its "
                                "teacher stage finishes")
         try:
-            self.data: PairedData = load_pair(self.config.pair_spec())
+            # prepared by the run's worker: the app server never decodes a whole collection itself
+            self.data: PairedData = load_pair(self.config.pair_spec(), prepare_missing=False)
         except UserError as err:
             raise ExploreError(f"run {self.run_id}: its data cannot be loaded: {err}") from err
         self._models: dict[str, nn.Module] = {}

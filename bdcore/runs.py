@@ -39,7 +39,8 @@ def temporary(path: Path) -> Path:
     return path.with_name(f"{path.name}.{os.getpid()}{TMP}")
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` exists (a leftover's writer may still be writing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -54,7 +55,7 @@ def remove_temp_files(folder: Path) -> None:
     writer killed mid-write (or written by this process, which is not writing while it cleans)."""
     for path in folder.glob(f"*{TMP}"):
         writer = path.name.removesuffix(TMP).rpartition(".")[2]
-        if not writer.isdigit() or int(writer) == os.getpid() or not _running(int(writer)):
+        if not writer.isdigit() or int(writer) == os.getpid() or not process_running(int(writer)):
             path.unlink(missing_ok=True)
 
 

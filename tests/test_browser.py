@@ -1,7 +1,9 @@
 """End to end in a real browser: `streamlit run` on a free localhost port, driven by Playwright in
 Debian's Chromium. Launch a tiny run from the Launch page, wait for it on the Runs page, and
 check that its curves and summary appear; then open the finished run on the Embeddings and
-Unlabeled explorer pages. Screenshots go to test-artifacts/."""
+Unlabeled explorer pages. And an upload: a hostile zip refused, a real zip of JPEGs saved, seen on
+the Datasets page and deleted. Screenshots go to test-artifacts/."""
+import io
 import os
 import re
 import shutil
@@ -9,9 +11,12 @@ import socket
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -107,4 +112,80 @@ def test_launch_a_tiny_run_and_watch_it_finish(app_url):
         expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
         page.wait_for_timeout(1000)
         page.screenshot(path=str(ARTIFACTS / "unlabeled.png"), full_page=True)
+        browser.close()
+
+
+def _jpeg_zip(path: Path, classes: tuple[str, ...] = ("cat", "dog"), per_class: int = 6) -> Path:
+    """A real zip as "compress folder" makes it: one top folder holding a folder of JPEGs per class."""
+    rng = np.random.default_rng(0)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for c, cls in enumerate(classes):
+            for i in range(per_class):
+                pixels = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) // (c + 2)
+                buf = io.BytesIO()
+                Image.fromarray(pixels).save(buf, "JPEG")
+                archive.writestr(f"pets/{cls}/{i}.jpg", buf.getvalue())
+    return path
+
+
+def _upload(page, name: str, archive: Path) -> None:
+    """Fill the Launch page's upload form and press Save."""
+    from playwright.sync_api import expect
+
+    form = page.get_by_test_id("stForm").filter(has_text="dataset name")
+    form.get_by_role("textbox", name="dataset name").fill(name)
+    form.locator("input[type=file]").set_input_files(str(archive))
+    expect(form.get_by_text(archive.name)).to_be_visible(timeout=30_000)  # listed: uploaded
+    form.get_by_role("button", name="Save the dataset").click()
+
+
+def test_upload_a_zip_see_it_on_the_datasets_page_and_delete_it(app_url, tiny_data, tmp_path):
+    """A hostile zip is refused in an error box (no traceback, nothing written); a real zip of JPEGs
+    is saved, reported with its thumbnails, offered in the pickers, listed on the Datasets page with
+    its preview, and deleted there."""
+    from playwright.sync_api import expect, sync_playwright
+
+    evil = tmp_path / "evil.zip"
+    with zipfile.ZipFile(evil, "w") as archive:
+        archive.writestr("pets/../../evil.jpg", b"\xff\xd8\xff")
+    good = _jpeg_zip(tmp_path / "pets.zip")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{app_url}/Launch", wait_until="domcontentloaded")
+        expect(page.get_by_text("Launch a run")).to_be_visible(timeout=120_000)
+        page.get_by_text("Upload a dataset", exact=True).click()
+
+        _upload(page, "evil", evil)
+        expect(page.get_by_text("Not saved: upload refused")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("goes up a folder")).to_be_visible()
+        expect(page.locator(".stException")).to_have_count(0)
+        assert "Traceback" not in page.content()
+        assert not (tiny_data / "uploads").exists()
+
+        _upload(page, "pets", good)
+        expect(page.get_by_text("Saved 12 images as 'pets'")).to_be_visible(timeout=60_000)
+        report = page.get_by_test_id("stExpander").filter(has_text="Saved 12 images")
+        expect(report.locator("img")).to_have_count(12, timeout=30_000)  # the thumbnails
+        expect(report.get_by_text("dog", exact=True).first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+        page.get_by_role("combobox", name="labeled dataset", exact=True).click()
+        page.keyboard.type("uploaded")  # the list shows its first options only
+        expect(page.get_by_role("option", name="uploaded: pets")).to_be_visible()
+        page.keyboard.press("Escape")
+
+        page.goto(f"{app_url}/Datasets", wait_until="domcontentloaded")
+        expect(page.get_by_role("heading", name="pets")).to_be_visible(timeout=60_000)
+        expect(page.get_by_text("12 images")).to_be_visible()
+        expect(page.get_by_test_id("stMain").locator("img")).to_have_count(12, timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "datasets.png"), full_page=True)
+        page.get_by_role("button", name="Delete").click()
+        page.get_by_role("button", name="Yes, delete it").click()
+        expect(page.get_by_text("Deleted 'pets'.")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text("No uploaded datasets yet.")).to_be_visible()
+        expect(page.locator(".stException")).to_have_count(0)
+        assert not (tiny_data / "uploads" / "pets").exists()
         browser.close()

@@ -1,5 +1,7 @@
 """Launch: pick a labeled / unlabeled pair, architectures and settings, and start a background run."""
 from collections.abc import Callable
+from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -12,7 +14,9 @@ from bdcore.errors import UserError
 from bdcore.models import MODELS
 from bdcore.presets import DEFAULT_PRESET, PRESETS, preset_config
 from bdcore.preview import Preview, preview_dataset
+from bdcore.uploads import UPLOADED, upload_names, upload_spec
 from ui.launching import launch, report
+from ui.uploading import upload_form
 
 st.title("Launch a run")
 
@@ -22,20 +26,31 @@ preset = st.radio("start from", list(PRESETS), index=list(PRESETS).index(DEFAULT
                   format_func=lambda name: f"{name}: {PRESETS[name].summary}")
 defaults = preset_config(preset)  # the form's starting values (widgets without keys follow them)
 chosen: dict[str, Any] = {}  # config field -> the form's value
+uploaded = {f"{UPLOADED}{name}": upload_spec(name) for name in upload_names()}  # picker label -> spec
 
 
 @st.cache_data(show_spinner="Loading a preview...", max_entries=32)
-def cached_preview(name: str) -> Preview:
+def cached_preview(name: str, folder_stamp: int | None) -> Preview:  # the stamp: only part of the key
     return preview_dataset(name)
+
+
+def dataset_preview(name: str) -> Preview:
+    """``name``'s preview, computed once, and again when a folder dataset's folder is replaced (an
+    upload deleted and saved again under its name is another dataset)."""
+    stamp = None
+    if name.startswith("folder:"):
+        with suppress(OSError):  # no such folder: the preview says so
+            stamp = Path(name.removeprefix("folder:")).expanduser().stat().st_mtime_ns
+    return cached_preview(name, stamp)
 
 
 def dataset_picker(column: DeltaGenerator, role: str) -> str:
     """The name of the ``role`` ("labeled" or "unlabeled") dataset, shown with a preview; "" until
     a custom folder is given."""
     with column:
-        choice = st.selectbox(f"{role} dataset", [*DATASETS, CUSTOM], key=f"{role}_choice",
+        choice = st.selectbox(f"{role} dataset", [*DATASETS, *uploaded, CUSTOM], key=f"{role}_choice",
                               index=list(DATASETS).index(getattr(defaults, role)), help=field_help(role))
-        name = choice
+        name = uploaded.get(choice, choice)
         if choice == CUSTOM:
             path = st.text_input(f"{role} folder path", key=f"{role}_folder",
                                  help="class sub-folders = labels; a flat folder of images = unlabeled")
@@ -43,7 +58,7 @@ def dataset_picker(column: DeltaGenerator, role: str) -> str:
         if not name:
             st.info("Enter a folder path.")
             return name
-        preview = cached_preview(name)
+        preview = dataset_preview(name)
         if preview.ok:
             st.image(preview.grid, caption=f"{preview.size:,} images {preview.shape}", clamp=True)
             st.caption(f"Source: {preview.source}")
@@ -66,8 +81,8 @@ def data_problems(labeled: str, unlabeled: str) -> list[str]:
     if not labeled or not unlabeled:
         return ["choose both datasets"]
     problems = [f"{name} cannot be loaded (see above)" for name in dict.fromkeys([labeled, unlabeled])
-                if not cached_preview(name).ok]
-    classes = cached_preview(labeled).classes if cached_preview(labeled).ok else None
+                if not dataset_preview(name).ok]
+    classes = dataset_preview(labeled).classes if dataset_preview(labeled).ok else None
     if classes == []:
         problems.append(f"{labeled} has no labels (no class sub-folders): it can only be the unlabeled set")
     elif classes is not None and len(classes) < 2:  # one class: every prediction is "right"
@@ -151,3 +166,7 @@ if DUPLICATE in st.session_state:
                       "a new sample of them"):
         config: ExperimentConfig = st.session_state.pop(DUPLICATE)
         report(launch(config, force=True))
+
+# Last on the page, so the pickers and the launch form keep their places; a saved upload reruns the
+# page, and the pickers at the top then offer it.
+upload_form()

@@ -1,0 +1,44 @@
+"""Datasets: the datasets uploaded on the Launch page, each with a few thumbnails, and deleting one
+(after a confirmation naming the runs trained on it)."""
+import streamlit as st
+
+from bdcore.uploads import UPLOADED, delete_upload, list_uploads
+from ui.resources import run_store
+from ui.uploading import show_preview
+
+CONFIRM = "delete_upload"  # session key: the dataset whose deletion awaits confirmation
+DELETED = "deleted_upload"  # session key: the dataset just deleted, said once after the rerun
+
+st.title("Uploaded datasets")
+if DELETED in st.session_state:
+    st.success(f"Deleted '{st.session_state.pop(DELETED)}'.")
+uploads = list_uploads()
+if not uploads:
+    st.info("No uploaded datasets yet.")
+st.page_link("ui/launch.py", label="Upload a zip or images on the Launch page", icon="🚀")
+
+for info in uploads:
+    with st.container(border=True):
+        st.subheader(info.name)
+        st.caption(f"{info.images:,} images, {info.bytes / 2**20:,.1f} MB, uploaded "
+                   f"{info.created:%Y-%m-%d %H:%M}; {info.layout}. On the Launch page: "
+                   f"'{UPLOADED}{info.name}'; elsewhere: {info.spec}")
+        show_preview(info.path)
+        if st.session_state.get(CONFIRM) != info.name:
+            if st.button("Delete", key=f"delete_{info.name}"):
+                st.session_state[CONFIRM] = info.name
+                st.rerun()
+            continue
+        used = [r.id for r in run_store().list() if info.spec in (r.config.labeled, r.config.unlabeled)]
+        st.warning(f"Delete '{info.name}' and its {info.images:,} images from the server? This cannot be "
+                   "undone." + (f" Runs trained on it can then no longer be opened or resumed: "
+                                f"{', '.join(used)}." if used else ""))
+        yes, no = st.columns(2)
+        if yes.button("Yes, delete it", key=f"confirm_{info.name}", type="primary"):
+            del st.session_state[CONFIRM]
+            delete_upload(info.name)  # a UserError (deleted meanwhile) is app.py's error box
+            st.session_state[DELETED] = info.name
+            st.rerun()
+        if no.button("Cancel", key=f"cancel_{info.name}"):
+            del st.session_state[CONFIRM]
+            st.rerun()

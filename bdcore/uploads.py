@@ -32,7 +32,7 @@ from typing import BinaryIO
 
 from PIL import Image
 
-from .data.folder import IMAGE_SUFFIXES
+from .data.collection import IMAGE_SUFFIXES, CollectionError, open_collection
 from .data.sources import data_dir
 from .errors import UserError, first_line
 from .runs import process_running
@@ -480,24 +480,20 @@ def _image_files(folder: Path) -> Iterator[os.DirEntry]:
                 yield entry
 
 
-def _has_images(folder: Path) -> bool:
-    return next(_image_files(folder), None) is not None
-
-
 def _layout(path: Path) -> str:
-    """How the folder loader (bdcore.data.folder) will read ``path``, in a few words."""
-    splits = (path / "train").is_dir() and (path / "test").is_dir()
-    base = path / "train" if splits else path
-    classes = sorted(d.name for d in base.iterdir() if d.is_dir() and _has_images(d))
+    """How a run will read ``path`` (``collection.open_collection``), in a few words."""
+    try:
+        collection = open_collection(path)
+    except CollectionError as err:
+        return f"not usable as is: {err}"
+    classes, layout = collection.classes, collection.layout
     if len(classes) >= 2:
         named = ", ".join(classes[:5]) + (", ..." if len(classes) > 5 else "")
-        return f"labeled: {len(classes)} classes ({named}){', its own train/test split' if splits else ''}"
+        return f"labeled: {len(classes)} classes ({named}); {layout}"
     if classes:
         return (f"one class sub-folder ({classes[0]}): usable as the unlabeled set only (a labeled set "
                 "needs 2 or more)")
-    if _has_images(path):
-        return "unlabeled: no class sub-folders"
-    return "no images where the loader looks (in the folder or in its class sub-folders): not usable as is"
+    return f"unlabeled: {layout}"
 
 
 def upload_names() -> list[str]:

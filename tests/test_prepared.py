@@ -24,6 +24,8 @@ from bdcore.preview import preview_dataset
 from bdcore.runs import RunsRoot
 from bdcore.train import epoch_batches
 
+from test_app import page
+
 CLASSES = 3
 
 
@@ -206,3 +208,16 @@ def test_cli_prepare_list_delete(tmp_path, capsys):
     assert main(["datasets", "delete", "--all"]) == 0
     assert list_prepared() == []
     assert main(["datasets", "prepare", f"folder:{root}", "--size", "4"]) == 2
+
+
+def test_datasets_page_lists_and_deletes_prepared_sets(tmp_path):
+    unlabeled = unlabeled_folder(tmp_path / "u", damaged=True)
+    load_dataset(f"folder:{unlabeled}", "train")
+    (item,) = list_prepared()
+    at = page("ui/datasets.py").run()
+    assert not at.exception
+    line = next(m.value for m in at.markdown if str(unlabeled) in m.value)
+    assert "24 images" in line and "3 skipped" in line
+    assert any("3 of 27 images skipped" in c.value for c in at.caption)
+    at.button(key=f"delete_prepared_{item.key}").click().run()
+    assert not at.exception and list_prepared() == []

@@ -1,7 +1,9 @@
 """Datasets: the datasets uploaded on the Launch page, each with a few thumbnails, and deleting one
-(after a confirmation naming the runs trained on it)."""
+(after a confirmation naming the runs trained on it); then the prepared-dataset cache, each set
+with its size, skipped files and a delete button."""
 import streamlit as st
 
+from bdcore.data.prepared import cache_root, delete_prepared, list_prepared
 from bdcore.uploads import UPLOADED, delete_upload, list_uploads
 from ui.resources import run_store
 from ui.uploading import show_preview
@@ -42,3 +44,21 @@ for info in uploads:
         if no.button("Cancel", key=f"cancel_{info.name}"):
             del st.session_state[CONFIRM]
             st.rerun()
+
+st.header("Prepared for training")
+st.caption(f"Image collections decoded once at a run's image size (in the run's worker process, its "
+           f"progress on the Runs page) and reused by every later run: {cache_root()}. Deleting one "
+           "frees its disk space; the next run that needs it prepares it again.")
+prepared = list_prepared()
+if not prepared:
+    st.info("Nothing prepared yet: a run whose dataset is a folder, an archive or an upload prepares it.")
+for item in prepared:
+    left, right = st.columns([5, 1])
+    skipped = f", {item.skipped_count:,} skipped" if item.skipped_count else ""
+    left.markdown(f"**{item.source}** ({item.split}), {'x'.join(map(str, item.shape))}: {item.count:,} images"
+                  f"{skipped}, {item.bytes / 2**20:,.1f} MB, prepared in {item.seconds:.0f} s")
+    if item.skipped_note():
+        left.caption(item.skipped_note())
+    if right.button("Delete", key=f"delete_prepared_{item.key}"):
+        delete_prepared(item.key)  # a UserError (deleted meanwhile) is app.py's error box
+        st.rerun()

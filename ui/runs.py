@@ -106,6 +106,8 @@ def actions(records: list[RunRecord]) -> None:
         st.error(record.error)
     elif record.message:
         st.caption(record.message)
+    for note in (record.final or {}).get("notes", []):  # demo subsets, skipped files, streamed sets
+        st.info(note)
 
 
 redraw_on_change()

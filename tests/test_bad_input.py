@@ -132,7 +132,7 @@ OPTION_CASES = [
     case(options("--seed", "99999999999999999999999"), "seed", id="seed-too-big"),
     case(options("--teacher", "resnet"), "teacher", "'resnet'", id="unknown-teacher"),
     case(options("--student", ""), "student", id="empty-student"),
-    case(options("--labeled", "imagenet"), "labeled", "'imagenet'", id="unknown-labeled-dataset"),
+    case(options("--labeled", "imagenet21k"), "labeled", "'imagenet21k'", id="unknown-labeled-dataset"),
     case(options("--unlabeled", "folder:"), "unlabeled", id="folder-without-path"),
     case(options("--device", "tpu"), "device", "'tpu'", id="unknown-device"),
     case(options("--device", "cuda:x"), "device", "'cuda:x'", id="device-cuda-not-a-number"),
@@ -157,7 +157,7 @@ JOBS_CASES = [
     case(submit("--device", "tpu"), "device", id="submit-unknown-device"),
     case(submit("--labeled", "folder:/no/such/folder"), "/no/such/folder", id="submit-folder-missing"),
     case(lambda ctx: submit("--unlabeled", f"folder:{a_file('x.zip', b'PK')(ctx)}")(ctx), "x.zip",
-         id="submit-folder-is-archive"),
+         "not a readable zip archive", id="submit-folder-is-a-broken-archive"),
     case(jobs("cancel", "no-such-run"), "no-such-run", id="cancel-unknown-run"),
     case(jobs("resume", "no-such-run"), "no-such-run", id="resume-unknown-run"),
     case(jobs("delete", "no-such-run"), "no-such-run", id="delete-unknown-run"),
@@ -226,29 +226,35 @@ DATA_CASES = [
     case(damaged_mnist(truncate(30), TEST_LABELS), TEST_LABELS, id="idx-test-split-damaged"),
     case(damaged_mnist(cut_last(40), dataset="fashion-mnist"), "fashion-mnist", TRAIN_IMAGES,
          id="idx-unlabeled-set-damaged"),
-    case(run_folder(lambda ctx: image_folder(ctx, {"only": 8})), "only", "at least 2 classes",
+    case(run_folder(lambda ctx: image_folder(ctx, {"only": 8}, "one/train") and
+                    image_folder(ctx, {"only": 2}, "one/test").parent), "only", "at least 2 classes",
          id="folder-one-class"),
     case(run_folder(lambda ctx: (ctx.tmp / "empty").mkdir() or ctx.tmp / "empty"), "{tmp}/empty",
          id="folder-empty"),
     case(run_folder(with_file("notes.txt", b"hello", lambda ctx: (ctx.tmp / "images").mkdir() or
                               ctx.tmp / "images")), "no images", id="folder-of-non-images"),
-    case(run_folder(with_file("a/broken.png", b"not a png")), "broken.png", id="folder-garbage-png"),
-    case(run_folder(with_file("b/empty.jpg", b"")), "empty.jpg", id="folder-zero-byte-jpg"),
-    case(run_folder(with_file("a/cut.png", png_bytes()[:500])), "cut.png", id="folder-truncated-png"),
     case(run_folder(flat_images), "{tmp}/flat", "unlabeled", id="folder-unlabeled-as-labeled"),
     case(run_folder(lambda ctx: ctx.tmp / "nowhere"), "{tmp}/nowhere", id="folder-missing"),
     case(run_folder(a_file("images.zip", b"PK\x03\x04")), "images.zip", "extract", id="folder-is-an-archive"),
     case(run_folder(a_file("images.tar.gz", b"\x1f\x8b")), "images.tar.gz", id="folder-is-a-tarball"),
-    case(run_folder(a_file("manifest.csv", b"path,label\na.png,0\n")), "manifest.csv", "CSV",
-         id="folder-is-a-csv-manifest"),
+    case(run_folder(a_file("manifest.csv", b"path,label\na.png,0\n")), "manifest.csv", "can be read",
+         id="csv-manifest-of-missing-files"),
     case(run_folder(unlabeled=lambda ctx: (ctx.tmp / "empty").mkdir() or ctx.tmp / "empty"), "{tmp}/empty",
          id="unlabeled-folder-empty"),
+    case(run_folder(split_folder({"a": 2, "c": 2})), "c", "train/", id="split-folder-test-class-unknown"),
+]
+
+# Damaged images in a collection are skipped, counted and named in the run's notes: never fatal
+SKIPPED_CASES = [
+    case(run_folder(with_file("a/broken.png", b"not a png")), "broken.png", "not an image",
+         id="folder-garbage-png"),
+    case(run_folder(with_file("b/empty.jpg", b"")), "empty.jpg", "empty file", id="folder-zero-byte-jpg"),
+    case(run_folder(with_file("a/cut.png", png_bytes()[:500])), "cut.png", "truncated",
+         id="folder-truncated-png"),
     case(run_folder(unlabeled=with_file("x.png", b"\x89PNG garbage", flat_images)), "x.png",
          id="unlabeled-folder-garbage-image"),
     case(run_folder(bomb(1000)), "big.png", "too large", id="folder-decompression-bomb-error"),
     case(run_folder(bomb(3000)), "big.png", "too large", id="folder-decompression-bomb-warning"),
-    case(run_folder(split_folder({"a": 2, "c": 2})), "c", "train/", id="split-folder-test-class-unknown"),
-    case(run_folder(split_folder({"a": 0, "b": 0})), "test split", id="split-folder-test-empty"),
 ]
 
 # A damaged teacher cache is found when the teacher stage starts, in a run folder already made
@@ -330,6 +336,14 @@ def test_cli_refuses_in_one_line_and_writes_nothing(build, names, tmp_path, monk
 @pytest.mark.parametrize(("build", "names"), DATA_CASES)
 def test_cli_refuses_damaged_data_in_one_line_and_writes_nothing(build, names, tmp_path, monkeypatch, capsys):
     check_case(build, names, tmp_path, monkeypatch, capsys)
+
+
+@pytest.mark.parametrize(("build", "names"), SKIPPED_CASES)
+def test_damaged_images_are_skipped_and_named(build, names, tmp_path, monkeypatch, capsys):
+    status, err = run_cli(build(Ctx(tmp_path, monkeypatch)), capsys)
+    assert status == 0, err
+    (note,) = [line for line in err.splitlines() if "images skipped" in line]
+    assert "1 of" in note and all(name in note for name in names), note
 
 
 @pytest.mark.parametrize(("build", "names"), TEACHER_CACHE_CASES)
@@ -543,13 +557,11 @@ LAUNCH_CASES = [
     pytest.param(form_k("0"), "positive whole number", id="form-k-zero"),
     pytest.param(form_k("10, 10"), "each k once", id="form-k-duplicate"),
     pytest.param(form_k(" , "), "at least one fine-tune k", id="form-k-empty"),
-    pytest.param(form_folder("labeled", lambda ctx: ctx.tmp / "nowhere"), "not a folder",
+    pytest.param(form_folder("labeled", lambda ctx: ctx.tmp / "nowhere"), "does not exist",
                  id="form-folder-missing"),
-    pytest.param(form_folder("labeled", lambda ctx: image_folder(ctx, {"only": 6})), "at least 2 class",
+    pytest.param(form_folder("labeled", lambda ctx: image_folder(ctx, {"only": 6})), "no labels",
                  id="form-folder-one-class"),
     pytest.param(form_folder("labeled", flat_images), "no labels", id="form-folder-unlabeled-as-labeled"),
-    pytest.param(form_folder("unlabeled", with_file("x.png", b"garbage", flat_images)), "x.png",
-                 id="form-unlabeled-garbage-image"),
     pytest.param(form_folder("labeled", a_file("images.zip", b"PK")), "extract", id="form-folder-archive"),
     pytest.param(strength_without_augment, "blind_augment_strength", id="form-strength-without-augment"),
     pytest.param(fresh_teacher_without_augment, "finetune_fresh_teacher",

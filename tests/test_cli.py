@@ -44,7 +44,9 @@ def test_missing_dataset_gives_one_clear_error(isolated_env, capsys):
 
 def test_datasets_lists_sources(tiny_data, capsys):
     assert main(["datasets", "--json"]) == 0
-    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["prepared"] == []  # nothing prepared yet
+    rows = {r["name"]: r for r in listed["datasets"]}
     assert rows["mnist"]["source"] == f"data dir: {tiny_data / 'mnist'}"
     assert not rows["kmnist"]["found"] and rows["kmnist"]["searched"]
     assert main(["datasets"]) == 0

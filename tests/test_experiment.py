@@ -88,7 +88,7 @@ def test_demo_subset_is_announced(isolated_env):
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("labeled", "imagenet", "unknown dataset"), ("student", "vit", "unknown model"),
+    ("labeled", "imagenet21k", "unknown dataset"), ("student", "vit", "unknown model"),
     ("temperature", 0.0, "temperature must be > 0"), ("finetune_ks", ["ten"], "positive whole"),
     ("hard_label_weight", 2.0, "hard_label_weight"), ("device", "tpu", "unknown 'tpu'"),
     ("blind_epochs", 0, "blind_epochs must be at least 1"),

@@ -128,7 +128,7 @@ def test_images_are_told_by_content_not_by_suffix(data):
 
 def test_loose_images_are_an_unlabeled_dataset(data):
     report = save_images("loose", [("a.png", image(1)), ("b.jpeg", image(2, "JPEG")), ("c.txt", b"x")])
-    assert (report.images, report.skipped, report.layout) == (2, 1, "unlabeled: no class sub-folders")
+    assert (report.images, report.skipped, report.layout) == (2, 1, "unlabeled: flat folder")
 
 
 def test_save_upload_tells_a_zip_by_content_and_refuses_a_zip_among_images(data):
@@ -382,7 +382,8 @@ def test_launch_page_previews_an_upload_saved_again_under_its_name_afresh(tiny_d
     delete_upload("set")
     save_zip("set", classes_zip())
     at.run()
-    assert at.image[0].captions[0].startswith("8 images")  # not the cached preview of the old one
+    # not the cached preview of the old one; a collection's preview counts all its images
+    assert at.image[0].captions[0].startswith("10 images")
 
 
 def test_launch_page_refuses_a_hostile_zip_in_an_error_box(tiny_data):

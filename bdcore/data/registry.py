@@ -7,19 +7,20 @@ from functools import partial
 from pathlib import Path
 
 from ..errors import ConfigError
-from .collection import CollectionError
+from .collection import CollectionError, open_collection
 from .collection_sets import COLLECTION_SPECS, Progress, collection_root, load_collection
 from .idx_sets import IDX_SPECS, load_idx_dataset
 from .idx_sets import candidate_locations as idx_candidates
 from .idx_sets import locate as locate_idx
 from .imageset import ImageSet
 from .sources import Location, data_dir
-from .vision_sets import VISION_SPECS
+from .vision_sets import VISION_SPECS, load_vision_dataset
 from .vision_sets import candidate_locations as vision_candidates
 from .vision_sets import locate as locate_vision
 
 DATASETS: dict[str, Callable[[str], ImageSet]] = {
     **{name: partial(load_idx_dataset, name) for name in IDX_SPECS},
+    **{name: partial(load_vision_dataset, name) for name in VISION_SPECS},
     **{name: partial(load_collection, name) for name in COLLECTION_SPECS},
 }
 SPLITS = ("train", "test")
@@ -53,6 +54,8 @@ def check_dataset_path(spec: str) -> None:
         path = Path(spec.removeprefix("folder:")).expanduser()
         if not path.exists():
             raise CollectionError(f"{path} does not exist; check the path")
+        if path.is_file():  # an archive, list or manifest: its listing is cheap, check it now
+            open_collection(path)
 
 
 def locate_dataset(name: str) -> tuple[Location | None, list[Location]]:

@@ -128,13 +128,22 @@ def _request(source: str, collection: Collection, split: str, shape: tuple[int, 
 
 def load_collection(spec: str, split: str, *, shape: tuple[int, int, int] | None = None,
                     image_size: int | None = None, progress: Progress | None = None,
-                    stream: bool | None = None, prepare_missing: bool = True) -> ImageSet:
+                    stream: bool | None = None, prepare_missing: bool = True,
+                    need_labels: bool = False) -> ImageSet:
     """One split of a collection (``folder:PATH`` or a name in ``COLLECTION_SPECS``), prepared at
     ``shape`` (an unlabeled set: the labeled set's), else at the shape ``collection_shape`` picks.
     ``stream``: True or False forces streaming or memory; None decides by size. Without
-    ``prepare_missing`` a set not yet prepared is an error instead of being decoded here."""
+    ``prepare_missing`` a set not yet prepared is an error instead of being decoded here. With
+    ``need_labels`` (the labeled role) a collection without 2 classes is refused before any
+    image is decoded."""
     path = collection_source(spec)
     collection = open_collection(path)
+    if need_labels and len(collection.classes) < 2:
+        raise CollectionError(
+            f"{spec} has no labels (no class sub-folders): use it as the unlabeled set, or sort its "
+            "images into class sub-folders" if not collection.classes else
+            f"{spec} has 1 class ({collection.classes[0]}): a labeled set needs at least 2 classes "
+            "(one sub-folder each)")
     shape = shape or collection_shape(collection, image_size)
     request = _request(spec, collection, split, shape)
     prepared = prepare(request, progress) if prepare_missing else find_prepared(request)

@@ -44,7 +44,7 @@ def load_pair(spec: PairSpec, progress: PrepareProgress | None = None,
         return load_dataset(name, split, progress=told(f"{role} {name} ({split})"),
                             prepare_missing=prepare_missing, **shape)
 
-    full_train = load(spec.labeled, "train", "labeled", image_size=spec.image_size)
+    full_train = load(spec.labeled, "train", "labeled", image_size=spec.image_size, need_labels=True)
     train = _limit(full_train, spec.labeled_limit, spec.labeled_seed)
     test = load(spec.labeled, "test", "labeled", shape=full_train.shape)
     unlabeled = _limit(load(spec.unlabeled, "train", "unlabeled", shape=full_train.shape),

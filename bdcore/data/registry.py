@@ -33,14 +33,14 @@ def is_collection(spec: str) -> bool:
 
 def load_dataset(spec: str, split: str, *, shape: tuple[int, int, int] | None = None,
                  image_size: int | None = None, progress: Progress | None = None,
-                 prepare_missing: bool = True) -> ImageSet:
+                 prepare_missing: bool = True, need_labels: bool = False) -> ImageSet:
     """Load one split of a dataset named in ``DATASETS`` or given as ``folder:PATH``. The other
     arguments apply to image collections only (``load_collection``)."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose train or test")
     if is_collection(spec):
         return load_collection(spec, split, shape=shape, image_size=image_size, progress=progress,
-                               prepare_missing=prepare_missing)
+                               prepare_missing=prepare_missing, need_labels=need_labels)
     if spec not in DATASETS:
         raise ConfigError(f"unknown dataset {spec!r}; choose one of {', '.join(DATASETS)} "
                          "or folder:PATH")

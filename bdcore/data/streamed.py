@@ -19,7 +19,12 @@ import torch
 def _reader(folder: Path, shuffle: bool = False, seed: int = 0):
     from litdata import StreamingDataset  # imported on first read: the app's pages never need it
 
-    return StreamingDataset(str(folder), shuffle=shuffle, seed=seed)
+    # batch_decode=0: litdata's default decodes 256 items to return one, which makes a random
+    # read ~5 ms instead of ~0.2 ms and a whole-chunk shuffle window 100x slower; "full": shuffle
+    # across the whole chunk rather than within 256-item blocks that recur every epoch
+    # (docs/performance.md, "Streaming format of the prepared-dataset cache")
+    return StreamingDataset(str(folder), shuffle=shuffle, seed=seed, batch_decode=0,
+                            item_shuffle_window="full" if shuffle else None)
 
 
 @lru_cache(maxsize=8)
@@ -60,8 +65,8 @@ class StreamedImages:
         return replace(self, device=torch.device(device))
 
     def __getitem__(self, index: torch.Tensor | np.ndarray | slice) -> torch.Tensor:
-        """These rows, read in storage order (sequential reads are ~100x cheaper than random ones
-        in litdata) and returned in the order asked for."""
+        """These rows, read in storage order (cheaper than random reads: one chunk after another)
+        and returned in the order asked for."""
         if isinstance(index, slice):
             index = np.arange(len(self))[index]
         wanted = self._positions(np.asarray(torch.as_tensor(index).cpu()).reshape(-1))
@@ -92,8 +97,10 @@ class StreamedImages:
     def shuffled_batches(self, batch_size: int, steps: int,
                          seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """``steps`` batches of (row indices, images) in litdata's shuffled order: chunks in a
-        seeded random order, and items shuffled within each. The set was written in a seeded
-        random order (``prepared.prepare``), so a chunk mixes every class."""
+        seeded random order, and items shuffled within each. A fresh reader per call: litdata
+        repeats a reader's first order, so ``seed`` must change each epoch (``epoch_batches``
+        draws it). The set was written in a seeded random order (``prepared.prepare``), so a
+        chunk mixes every class."""
         local = None
         if self.rows is not None:  # a view: map stored positions to its own row numbers
             local = np.full(self.count, -1, dtype=np.int64)

@@ -237,7 +237,7 @@ DATA_CASES = [
     case(run_folder(lambda ctx: ctx.tmp / "nowhere"), "{tmp}/nowhere", id="folder-missing"),
     case(run_folder(a_file("images.zip", b"PK\x03\x04")), "images.zip", "extract", id="folder-is-an-archive"),
     case(run_folder(a_file("images.tar.gz", b"\x1f\x8b")), "images.tar.gz", id="folder-is-a-tarball"),
-    case(run_folder(a_file("manifest.csv", b"path,label\na.png,0\n")), "manifest.csv", "can be read",
+    case(run_folder(a_file("manifest.csv", b"path,label\na.png,0\nb.png,1\n")), "manifest.csv", "can be read",
          id="csv-manifest-of-missing-files"),
     case(run_folder(unlabeled=lambda ctx: (ctx.tmp / "empty").mkdir() or ctx.tmp / "empty"), "{tmp}/empty",
          id="unlabeled-folder-empty"),

@@ -7,7 +7,7 @@ from typing import Any
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
-from bdcore.config import ExperimentConfig, field_help
+from bdcore.config import MAX_IMAGE_SIZE, ExperimentConfig, field_help
 from bdcore.data import DATASETS
 from bdcore.device import available_devices
 from bdcore.errors import UserError
@@ -53,7 +53,9 @@ def dataset_picker(column: DeltaGenerator, role: str) -> str:
         name = uploaded.get(choice, choice)
         if choice == CUSTOM:
             path = st.text_input(f"{role} folder path", key=f"{role}_folder",
-                                 help="class sub-folders = labels; a flat folder of images = unlabeled")
+                                 help="on the server: a folder (class sub-folders = labels, none = "
+                                      "unlabeled), a .zip or .tar archive, a .txt list of image paths "
+                                      "or a .csv manifest (path,label)")
             name = f"folder:{path.strip()}" if path.strip() else ""
         if not name:
             st.info("Enter a folder path.")
@@ -128,6 +130,8 @@ with st.form("launch"):
                 defaults.labeled_limit or 0)
         setting(c3.number_input, "unlabeled images (0 = all)", "unlabeled_limit", 0, 10_000_000,
                 defaults.unlabeled_limit or 0)
+        setting(c1.number_input, "image size of a collection (0 = its own, up to 64 px)", "image_size", 0,
+                MAX_IMAGE_SIZE, defaults.image_size or 0)
         setting(c1.checkbox, "augment teacher training", "teacher_augment", defaults.teacher_augment)
         setting(c3.number_input, "teacher input noise", "teacher_input_noise", 0.0, 10.0,
                 defaults.teacher_input_noise, step=0.1)
@@ -141,6 +145,7 @@ with st.form("launch"):
 
 if submitted:
     chosen["finetune_ks"] = [k.strip() for k in chosen["finetune_ks"].split(",") if k.strip()]
+    chosen["image_size"] = chosen["image_size"] or None  # the form's 0: the collection decides
     for limit in ("labeled_limit", "unlabeled_limit"):
         chosen[limit] = chosen[limit] or None  # the form's 0: every image
     problems = data_problems(labeled, unlabeled)

@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 DATA ?= $(if $(BD_DATA_DIR),$(BD_DATA_DIR),$(wildcard ../shared/datasets))
 
-.PHONY: run lint test test-all bench bench-speed bench-users reproduce clean
+.PHONY: run lint test test-all bench bench-speed bench-users bench-data reproduce clean
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,12 @@ bench-speed: $(STAMP)
 # on a 2-core CPU): docs/reliability.md, "Many users".
 bench-users: $(STAMP)
 	$(PY) bench/run_all.py --suite users --out 'docs/bench-users-{device}.json'
+
+# The data path on stand-in image collections written to /tmp/bd-data-bench (about 15 min and
+# 12 GB of disk on a 2-core CPU): preparation, memory while streaming, streaming vs in memory,
+# uploads (docs/performance.md, "The data path").
+bench-data: $(STAMP)
+	BD_DATA_DIR=$(DATA) $(PY) bench/data_path.py --out 'docs/bench-data-{device}.json'
 
 # Table 1 beside the paper, with its wall time (~17 min on a 2-core CPU).
 reproduce: $(STAMP)

@@ -16,7 +16,7 @@ from .cli_options import add_config_options, config_from_args, writable_folder
 from .device import resolve_device
 from .errors import ConfigError, UserError
 from .experiment import EventKind, ExperimentResult, RunEvent, run_experiment
-from .reproduce import TABLES, run_table
+from .reproduce import TABLES, check_table_data, run_table
 from .runs import RunsRoot
 from .train import EpochReport
 
@@ -116,6 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     check_device(args.device)
+    check_table_data(args.table)  # before the runs folder is made: missing data leaves nothing behind
     root = _runs_root(args)
     progress = ProgressBar(enabled=not args.json)
     start = time.perf_counter()
@@ -157,8 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_datasets_parser(sub)
 
     reproduce = sub.add_parser("reproduce", help="reproduce a table of the paper",
-                               description="Run a table of the paper at the documented defaults and "
-                                           "print it beside the paper's numbers.")
+                               description="Run a table of the paper at its documented recipe "
+                                           "(docs/results.md) and print it beside the paper's numbers. "
+                                           "Every dataset it needs is looked for first.")
     reproduce.add_argument("table", choices=sorted(TABLES), help="which table")
     reproduce.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     reproduce.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: %(default)s)")

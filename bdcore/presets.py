@@ -1,6 +1,7 @@
-"""Named starting points for a run: "paper" (the paper's settings, which reproduce Table 1) and
+"""Named starting points for a run: "paper" (the paper's settings, which reproduce Table 1),
 "quick" (a classroom demo of the whole phenomenon in under a minute on a 2-core CPU, measured in
-docs/results.md, "The quick preset"). A preset is a set of ExperimentConfig overrides; explicit
+docs/results.md, "The quick preset"), and "table2" to "table4" (the first row of each of those
+tables at its recipe, reproduce.py). A preset is a set of ExperimentConfig overrides; explicit
 settings override the preset."""
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 
 from .config import ExperimentConfig
 from .errors import ConfigError
+from .reproduce import TABLE2, TABLE3, TABLE4
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,15 @@ PRESETS: dict[str, Preset] = {
          "labeled_limit": 10_000, "unlabeled_limit": 10_000}),
     "paper": Preset("the paper's settings (Table 1's first row): 15 / 15 / 20 epochs, several "
                     "minutes on a CPU"),
+    "table2": Preset("Table 2: CIFAR-10 <- CIFAR-100, cnn6; needs CIFAR-10 and CIFAR-100 in the data "
+                     "directory (or online, torchvision downloads them); about 6 h on a 2-core CPU",
+                     TABLE2.first_row_settings()),
+    "table3": Preset("Table 3: Caltech-256 <- OpenImages, MobileNetV2 at 224 px; needs Caltech-256 and "
+                     "OpenImages in the data directory, and a GPU (weeks on a CPU)",
+                     TABLE3.first_row_settings()),
+    "table4": Preset("Table 4: ImageNet <- OpenImages, MobileNetV2 at 224 px; needs ImageNet and "
+                     "OpenImages in the data directory, about 200 GB of cache and a GPU (a day or more)",
+                     TABLE4.first_row_settings()),
 }
 DEFAULT_PRESET = "paper"
 

@@ -6,11 +6,9 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from .config import ExperimentConfig
-from .reproduce import TABLE1
-from .stage_names import BLIND, TEACHER, finetune_stage, sort_stages
+from .reproduce import TABLES
+from .stage_names import TEACHER, sort_stages
 from .store import RunRecord
-
-PAPER_COLUMN = {TEACHER: "teacher", BLIND: "blind", finetune_stage(None): "finetune"}  # Table 1's columns
 
 
 def run_label(run_id: str, c: ExperimentConfig) -> str:
@@ -18,14 +16,15 @@ def run_label(run_id: str, c: ExperimentConfig) -> str:
     return f"{run_id[-6:]} {c.labeled}<-{c.unlabeled} {c.teacher}->{c.student} T={c.temperature:g}"
 
 
-def paper_reference(config: ExperimentConfig) -> dict[str, float] | None:
-    """The paper's Table 1 figures for this pair and these architectures, if it has them."""
-    if (config.labeled, config.unlabeled) != (TABLE1.base.labeled, TABLE1.base.unlabeled):
-        return None
-    for row in TABLE1.rows:
-        if (row.teacher, row.student) == (config.teacher, config.student):
-            return row.paper
-    return None
+def paper_reference(config: ExperimentConfig) -> dict[str, float]:
+    """The paper's figures by stage for this pair and these architectures, if a table has them."""
+    for table in TABLES.values():
+        if (config.labeled, config.unlabeled) != (table.base.labeled, table.base.unlabeled):
+            continue
+        for row in table.rows:
+            if (row.teacher, row.student) == (config.teacher, config.student):
+                return row.paper_by_stage()
+    return {}
 
 
 def curves_frame(epochs: list[dict], records: list[RunRecord]) -> pd.DataFrame:
@@ -56,10 +55,9 @@ def curves_figure(frame: pd.DataFrame, records: list[RunRecord], metric: str = "
                     fig.add_hline(y=final["teacher_acc"], line_dash="dash", line_color="grey",
                                   row=1, col=col,  # one label: plotly writes "new text" for None
                                   **({"annotation_text": "teacher"} if col == 2 else {}))
-                key = PAPER_COLUMN.get(stage)
-                if paper and key:
-                    fig.add_hline(y=paper[key], line_dash="dot", line_color="firebrick", row=1, col=col,
-                                  annotation_text=f"paper {paper[key]:.2%}")
+                if stage in paper:
+                    fig.add_hline(y=paper[stage], line_dash="dot", line_color="firebrick", row=1, col=col,
+                                  annotation_text=f"paper {paper[stage]:.2%}")
     fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend_title_text="run",
                       legend=dict(orientation="h", y=-0.25))
     return fig

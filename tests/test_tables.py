@@ -177,14 +177,9 @@ def test_launch_page_fills_the_form_from_a_table_preset_without_its_data(isolate
     assert not at.exception
     assert [s.value for s in at.selectbox if s.label in ("teacher", "student")] == ["mobilenet_v2"] * 2
     assert at.text_input[0].value == "10, 20, all"
-    pickers = [at.selectbox(key=f"{role}_choice") for role in ("labeled", "unlabeled")]
-    followed = [p.value for p in pickers] == ["caltech256", "openimages"]
-    if not followed:  # see the xfail below: chosen by hand, as a user must today
-        pickers[0].set_value("caltech256").run()
-        at.selectbox(key="unlabeled_choice").set_value("openimages").run()
-    assert not at.exception
+    # the keyed dataset pickers follow the preset too (launch.forget_datasets)
+    assert [at.selectbox(key=f"{role}_choice").value for role in ("labeled", "unlabeled")] == [
+        "caltech256", "openimages"]
     errors = " ".join(e.value for e in at.error)  # the previews say what to download, no traceback
     assert "'caltech256' was not found" in errors and "'openimages' was not found" in errors
-    if not followed:
-        pytest.xfail("ui/launch.py keys its dataset pickers (labeled_choice, unlabeled_choice), so "
-                     "they keep the previous preset's datasets; every other field follows the preset")
+

@@ -22,8 +22,16 @@ st.title("Launch a run")
 
 CUSTOM = "a folder of images..."
 DUPLICATE = "launch_duplicate"  # session key: the config whose twin was joined, for "train a new one"
+
+
+def forget_datasets() -> None:
+    """A new preset brings its own datasets: the keyed pickers would keep the previous ones."""
+    for role in ("labeled", "unlabeled"):
+        st.session_state.pop(f"{role}_choice", None)
+
+
 preset = st.radio("start from", list(PRESETS), index=list(PRESETS).index(DEFAULT_PRESET), horizontal=True,
-                  format_func=lambda name: f"{name}: {PRESETS[name].summary}")
+                  format_func=lambda name: f"{name}: {PRESETS[name].summary}", on_change=forget_datasets)
 defaults = preset_config(preset)  # the form's starting values (widgets without keys follow them)
 chosen: dict[str, Any] = {}  # config field -> the form's value
 uploaded = {f"{UPLOADED}{name}": upload_spec(name) for name in upload_names()}  # picker label -> spec

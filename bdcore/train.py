@@ -13,7 +13,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from .augment import AUGMENT, add_input_noise, random_affine
+from .augment import add_input_noise, batch_augment
 from .device import autocast_dtype
 from .errors import TrainingDivergedError
 from .stage_settings import StageSettings
@@ -159,7 +159,7 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
         if settings.compile else model
     sched = _scheduler(opt, settings, steps_per_epoch * settings.epochs)
     state = EpochState(model, opt, sched, generator)
-    augmentation = AUGMENT.scaled(settings.augment_strength)
+    augment = batch_augment(settings.augment_kind, settings.augment_strength) if settings.augment else None
     reports = checkpointer.restore(state) if checkpointer is not None else []
     for epoch in range(len(reports) + 1, settings.epochs + 1):
         start = time.perf_counter()
@@ -169,8 +169,8 @@ def fit(model: nn.Module, inputs: torch.Tensor, batch_loss: BatchLoss, test_x: t
         for i in range(steps_per_epoch):
             index = order[i * bs:(i + 1) * bs]
             x = inputs[index]
-            if settings.augment:
-                x = random_affine(x, generator, augmentation)
+            if augment is not None:
+                x = augment(x, generator)
             if settings.input_noise:
                 x = add_input_noise(x, settings.input_noise, generator)
             x = _prepare(model, x)

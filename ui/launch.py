@@ -5,6 +5,7 @@ from typing import Any
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from bdcore.augment import AUGMENT_KINDS
 from bdcore.config import ExperimentConfig, field_help
 from bdcore.data import DATASETS
 from bdcore.device import available_devices
@@ -114,6 +115,8 @@ with st.form("launch"):
         setting(c3.number_input, "unlabeled images (0 = all)", "unlabeled_limit", 0, 10_000_000,
                 defaults.unlabeled_limit or 0)
         setting(c1.checkbox, "augment teacher training", "teacher_augment", defaults.teacher_augment)
+        kinds = list(AUGMENT_KINDS)
+        setting(c1.selectbox, "augmentation", "augment_kind", kinds, index=kinds.index(defaults.augment_kind))
         setting(c3.number_input, "teacher input noise", "teacher_input_noise", 0.0, 10.0,
                 defaults.teacher_input_noise, step=0.1)
         setting(c2.checkbox, "augment unlabeled images", "blind_augment", defaults.blind_augment)

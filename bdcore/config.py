@@ -9,7 +9,7 @@ import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from .augment import MAX_AUGMENT_STRENGTH
+from .augment import AUGMENT_KINDS, MAX_AUGMENT_STRENGTH
 from .data import DATASETS, PairSpec
 from .device import DEVICES
 from .errors import ConfigError
@@ -73,17 +73,21 @@ class ExperimentConfig:
     blind_lr: float = _field(3e-3, "peak learning rate of blind distillation (AdamW, one-cycle)")
     finetune_lr: float = _field(2e-3, "starting learning rate of fine-tuning (linear decay to 0)")
     batch_size: int = _field(128, "batch size of every stage")
-    teacher_augment: bool = _field(True, "random small rotations, zooms and shifts while training the "
-                                   "teacher")
+    augment_kind: str = _field("affine", "the augmentation of every stage with augment on: "
+                               + "; ".join(f"{kind}: {what}" for kind, what in AUGMENT_KINDS.items()))
+    teacher_augment: bool = _field(True, "augment the labeled images while training the teacher (small "
+                                   "rotations, zooms and shifts, or crops and flips: augment_kind)")
     teacher_input_noise: float = _field(0.5, "std of Gaussian noise added to each teacher training image, "
                                         "in units of the labeled set's pixel std (0 = none); a smoother "
                                         "teacher, easier to copy")
-    blind_augment: bool = _field(False, "random small distortions of unlabeled images, with fresh teacher "
+    blind_augment: bool = _field(False, "augment the unlabeled images (augment_kind), with fresh teacher "
                                  "logits per batch")
-    blind_augment_strength: float = _field(1.0, "scales the unlabeled images' distortions: rotation and zoom "
-                                           "by it, shifts by its square root (1: 10 degrees, 10% zoom, "
-                                           "2 px; 4: 40 degrees, 40%, 4 px)")
-    finetune_augment: bool = _field(True, "random small distortions of the labeled images while fine-tuning")
+    blind_augment_strength: float = _field(1.0, "scales the unlabeled images' augmentation. affine: rotation "
+                                           "and zoom by it, shifts by its square root (1: 10 degrees, 10% "
+                                           "zoom, 2 px; 4: 40 degrees, 40%, 4 px); crop_flip: crops down "
+                                           "to 0.35^strength of the area, aspect ratios up to "
+                                           "(4/3)^strength (1: 35%, 4:3; 2: 12%, 16:9)")
+    finetune_augment: bool = _field(True, "augment the labeled images while fine-tuning (augment_kind)")
     finetune_fresh_teacher: bool = _field(True, "with finetune_augment: distil from the teacher's logits of "
                                           "each distorted batch (off: from its logits of the undistorted "
                                           "images, computed once; faster, see docs/results.md)")
@@ -123,6 +127,13 @@ class ExperimentConfig:
                 problems.append(f"{name} must be > 0 and finite, got {getattr(self, name)}")
         if not 0 <= self.teacher_input_noise < math.inf:
             problems.append(f"teacher_input_noise must be >= 0 and finite, got {self.teacher_input_noise}")
+        if self.augment_kind not in AUGMENT_KINDS:
+            problems.append(f"augment_kind: unknown {self.augment_kind!r} (choose "
+                            f"{', '.join(AUGMENT_KINDS)})")
+        elif self.augment_kind != "affine" and not (self.teacher_augment or self.blind_augment
+                                                    or self.finetune_augment):
+            problems.append(f"augment_kind={self.augment_kind} has no effect without teacher_augment, "
+                            "blind_augment or finetune_augment: turn one on or leave it affine")
         if not 0 < self.blind_augment_strength < MAX_AUGMENT_STRENGTH:
             problems.append(f"blind_augment_strength must be > 0 and < {MAX_AUGMENT_STRENGTH:g} (where "
                             f"zooms would reach 100%), got {self.blind_augment_strength}")
@@ -186,16 +197,17 @@ class ExperimentConfig:
         if kind == TEACHER:
             settings = StageSettings(self.teacher_epochs, self.teacher_lr, self.batch_size,
                                      augment=self.teacher_augment, compile=self.compile,
-                                     input_noise=self.teacher_input_noise)
+                                     input_noise=self.teacher_input_noise, augment_kind=self.augment_kind)
         elif kind == BLIND:
             settings = StageSettings(self.blind_epochs, self.blind_lr, self.batch_size,
                                      augment=self.blind_augment, compile=self.compile,
-                                     augment_strength=self.blind_augment_strength)
+                                     augment_strength=self.blind_augment_strength,
+                                     augment_kind=self.augment_kind)
         elif kind == FINETUNE:
             steps_per_epoch = -(-examples // self.batch_size)
             epochs = max(self.finetune_epochs, -(-self.finetune_min_steps // max(steps_per_epoch, 1)))
             settings = StageSettings(epochs, self.finetune_lr, self.batch_size, augment=self.finetune_augment,
-                                     schedule="linear", compile=self.compile)
+                                     schedule="linear", compile=self.compile, augment_kind=self.augment_kind)
         else:
             raise ValueError(f"not a stage name: {stage!r}")
         return StagePlan(stage, settings, self.seed_for(kind))

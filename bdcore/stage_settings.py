@@ -10,11 +10,12 @@ class StageSettings:
     epochs: int
     lr: float
     batch_size: int = 256
-    augment: bool = False  # random small rotations, zooms and shifts (see augment.Augmentation)
+    augment: bool = False  # perturb each batch with the augmentation ``augment_kind``
     schedule: str = "onecycle"  # "onecycle" (warm-up then cosine decay) or "linear" (steady decay)
     compile: bool = False  # torch.compile the training step's model (pays off on long GPU runs)
     input_noise: float = 0.0  # std of Gaussian noise added to every pixel (normalised units)
-    augment_strength: float = 1.0  # scales the distortion ranges of ``augment`` (Augmentation.scaled)
+    augment_strength: float = 1.0  # scales the ranges of ``augment`` (augment.batch_augment)
+    augment_kind: str = "affine"  # a key of augment.AUGMENT_KINDS: "affine" (digits) or "crop_flip" (photos)
 
     @property
     def perturbs_inputs(self) -> bool:

@@ -16,7 +16,7 @@ from .runs import RunsRoot, load_weights, save_weights, write_json_atomic
 from .train import EpochReport
 
 TEACHER_FIELDS = ("labeled", "teacher", "teacher_epochs", "teacher_lr", "batch_size",
-                  "teacher_augment", "labeled_limit", "seed", "amp")  # + teacher_input_noise if set
+                  "teacher_augment", "labeled_limit", "seed", "amp")  # + teacher_input_noise, augment_kind
 
 
 def data_fingerprint(x: Images) -> str:
@@ -32,6 +32,8 @@ def teacher_key(config: ExperimentConfig, train_x: Images, device: torch.device)
     settings["teacher_lr"] = float(config.teacher_lr)  # 0.01 and 1e-2 alike; 1 and 1.0 alike
     if config.teacher_input_noise:  # keys of teachers cached before the field existed still hold
         settings["teacher_input_noise"] = float(config.teacher_input_noise)
+    if config.teacher_augment and config.augment_kind != "affine":  # likewise; unaugmented teachers share
+        settings["augment_kind"] = config.augment_kind
     settings.update(data=data_fingerprint(train_x), device=device.type)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:20]
 

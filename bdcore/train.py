@@ -14,7 +14,7 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from .augment import AUGMENT, add_input_noise, random_affine
+from .augment import add_input_noise, batch_augment
 from .data.imageset import Images
 from .data.streamed import StreamedImages
 from .device import autocast_dtype
@@ -177,15 +177,15 @@ def fit(model: nn.Module, inputs: Images, batch_loss: BatchLoss, test_x: Images,
         if settings.compile else model
     sched = _scheduler(opt, settings, steps_per_epoch * settings.epochs)
     state = EpochState(model, opt, sched, generator)
-    augmentation = AUGMENT.scaled(settings.augment_strength)
+    augment = batch_augment(settings.augment_kind, settings.augment_strength) if settings.augment else None
     reports = checkpointer.restore(state) if checkpointer is not None else []
     for epoch in range(len(reports) + 1, settings.epochs + 1):
         start = time.perf_counter()
         model.train()
         total = torch.zeros((), device=device)
         for index, x in epoch_batches(inputs, bs, steps_per_epoch, generator):
-            if settings.augment:
-                x = random_affine(x, generator, augmentation)
+            if augment is not None:
+                x = augment(x, generator)
             if settings.input_noise:
                 x = add_input_noise(x, settings.input_noise, generator)
             x = _prepare(model, x)

@@ -110,12 +110,13 @@ def test_launch_page_passes_the_distortion_settings_to_the_run(tiny_data, no_wor
     by_label(at.checkbox, "augment unlabeled images").check()
     by_label(at.number_input, "unlabeled distortion strength").set_value(2.5)
     by_label(at.checkbox, "teacher scores each distorted fine-tune batch").uncheck()
+    by_label(at.selectbox, "augmentation").set_value("crop_flip")
     at.button[0].click().run()
     assert not at.exception
     [record] = RunStore().list()
     config = record.config
     assert (config.teacher_input_noise, config.blind_augment, config.blind_augment_strength,
-            config.finetune_fresh_teacher) == (0.3, True, 2.5, False)
+            config.finetune_fresh_teacher, config.augment_kind) == (0.3, True, 2.5, False, "crop_flip")
 
 
 def test_launch_page_help_is_the_config_fields_help(tiny_data, no_workers):
@@ -123,6 +124,7 @@ def test_launch_page_help_is_the_config_fields_help(tiny_data, no_workers):
     assert by_label(at.number_input, "teacher input noise").help == field_help("teacher_input_noise")
     assert by_label(at.checkbox, "augment unlabeled images").help == field_help("blind_augment")
     assert by_label(at.selectbox, "teacher").help == field_help("teacher")
+    assert by_label(at.selectbox, "augmentation").help == field_help("augment_kind")
 
 
 def test_launch_page_refuses_bad_fields_with_a_message(tiny_data, no_workers):

@@ -72,6 +72,10 @@ def test_stage_plans_carry_each_stages_settings_and_seed():
     tune = config.stage_plan("finetune-k5", examples=50)  # 5 steps an epoch: 2 epochs reach 10 steps
     assert (tune.name, tune.settings.epochs, tune.settings.schedule, tune.seed) == (
         "finetune-k5", 2, "linear", 9)
+    assert {plan.settings.augment_kind for plan in (teacher, blind, tune)} == {"affine"}
+    cropped = dataclasses.replace(config, augment_kind="crop_flip")
+    assert all(cropped.stage_plan(stage, examples=50).settings.augment_kind == "crop_flip"
+               for stage in ("teacher", "blind", "finetune-k5"))
     spec = config.pair_spec()
     assert (spec.labeled_seed, spec.unlabeled_seed) == (7 + SEED_OFFSETS["labeled subset"],
                                                          7 + SEED_OFFSETS["unlabeled subset"])

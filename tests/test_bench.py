@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import write_idx_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,3 +79,15 @@ def test_classroom_twenty_launches_figure_counts_one_run(isolated_env, monkeypat
 
     made, distinct, seconds = twenty_launches(isolated_env / "twenty")
     assert (made, distinct) == (1, 1) and seconds > 0
+
+
+@pytest.mark.slow
+def test_augment_cost_quick_reports_every_figure():
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    script = ROOT / "bench" / "augment_cost.py"
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--device", "cpu"], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "crop_flip alone, ms per batch of 4 at 32 px" in proc.stdout
+    for model in ("mobilenet_v2", "cnn", "cnn6"):
+        assert f"{model} step with crop_flip / plain, 32 px" in proc.stdout

@@ -97,6 +97,7 @@ def test_demo_subset_is_announced(isolated_env):
     ("blind_augment_strength", 10.0, "zooms would reach 100%"),
     ("blind_augment_strength", 2.0, "no effect without blind_augment"),
     ("teacher_input_noise", float("inf"), "teacher_input_noise must be >= 0 and finite"),
+    ("augment_kind", "rotate", "unknown 'rotate' \\(choose affine, crop_flip\\)"),
 ])
 def test_invalid_config_is_refused_before_any_work(field, value, message, isolated_env):
     with pytest.raises(ValueError, match=message):
@@ -109,6 +110,14 @@ def test_cached_finetune_logits_without_distortions_are_refused():
                                  "finetune_fresh_teacher": False})
     with pytest.raises(ValueError, match="no effect without finetune_augment"):
         config.validate()
+
+
+def test_crop_flip_without_any_augmented_stage_is_refused():
+    config = ExperimentConfig(augment_kind="crop_flip", teacher_augment=False, finetune_augment=False,
+                              finetune_fresh_teacher=True)
+    with pytest.raises(ValueError, match="augment_kind=crop_flip has no effect"):
+        config.validate()
+    replace(config, blind_augment=True).validate()
 
 
 def test_an_interrupted_run_resumes_mid_stage_to_identical_results(tiny_data, tmp_path):
@@ -138,9 +147,10 @@ def test_an_interrupted_run_resumes_mid_stage_to_identical_results(tiny_data, tm
 
 def test_a_run_saved_before_later_fields_existed_loads_with_what_it_ran():
     saved = json.loads(ExperimentConfig().to_json())
-    del saved["teacher_input_noise"], saved["finetune_fresh_teacher"]
+    del saved["teacher_input_noise"], saved["finetune_fresh_teacher"], saved["augment_kind"]
     loaded = ExperimentConfig.from_dict(saved)
     assert loaded.teacher_input_noise == 0.0 and loaded.finetune_fresh_teacher is True
+    assert loaded.augment_kind == "affine"  # what every run before the field augmented with
 
 
 def test_noise_strength_and_fresh_teacher_reach_their_stages(tiny_data, monkeypatch):
@@ -180,3 +190,14 @@ def test_teacher_key_ignores_how_a_number_is_written():
     assert key(teacher_input_noise=0) == key(teacher_input_noise=0.0)
     assert key(teacher_lr=1) == key(teacher_lr=1.0)
     assert key(teacher_input_noise=0.5) != key(teacher_input_noise=0.0)
+
+
+def test_teacher_key_tells_augmentations_apart_only_when_the_teacher_is_augmented():
+    x = torch.zeros(4, 1, 28, 28)
+
+    def key(**fields):
+        return teacher_key(ExperimentConfig(**fields), x, torch.device("cpu"))
+
+    assert key(augment_kind="crop_flip") != key()
+    plain = {"teacher_augment": False, "blind_augment": True}
+    assert key(augment_kind="crop_flip", **plain) == key(**plain)

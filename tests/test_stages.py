@@ -4,7 +4,13 @@ import torch
 from torch import nn
 
 from bdcore import stages
-from bdcore.augment import Augmentation, add_input_noise, random_affine
+from bdcore.augment import (
+    Augmentation,
+    add_input_noise,
+    batch_augment,
+    random_affine,
+    random_resized_crop_flip,
+)
 from bdcore.losses import finetune_loss
 from bdcore.models import build_model
 from bdcore.stage_names import finetune_stage
@@ -125,6 +131,92 @@ def test_augmentation_strength_scales_rotation_and_zoom_and_shift_by_its_root():
     assert Augmentation().scaled(1) == Augmentation()
 
 
+def ramps(n: int = 256, h: int = 24, w: int = 40) -> torch.Tensor:
+    """Images whose channel 0 is each pixel's column and channel 1 its row: every value of a
+    resampled image says where in the original it was read (bilinear keeps a ramp exact)."""
+    cols = torch.arange(w, dtype=torch.float32).expand(h, w)
+    rows = torch.arange(h, dtype=torch.float32)[:, None].expand(h, w)
+    return torch.stack([cols, rows]).expand(n, 2, h, w).clone()
+
+
+def crop_boxes(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Each image's crop box, read from resampled ramps: its width and height as fractions of the
+    image's, and whether it was mirrored."""
+    h, w = images.shape[-2:]
+    cols, rows = images[:, 0], images[:, 1]
+    width = (cols[:, :, -1] - cols[:, :, 0]).abs().mean(1) / (w - 1)
+    height = (rows[:, -1, :] - rows[:, 0, :]).mean(1) / (h - 1)
+    return width, height, cols[:, 0, -1] < cols[:, 0, 0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_crop_flip_keeps_shape_and_dtype(dtype):
+    x = torch.randn(4, 3, 32, 32, dtype=dtype)
+    out = random_resized_crop_flip(x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.dtype == dtype
+
+
+@pytest.mark.parametrize("shape", [(8, 3, 12, 12), (8, 1, 12, 20)])
+def test_crop_flip_of_the_whole_image_is_the_identity_or_its_mirror(shape):
+    x = torch.randn(shape)
+    g = torch.Generator().manual_seed(0)
+    whole = random_resized_crop_flip(x, g, scale=(1.0, 1.0), flip_prob=0.0)
+    assert torch.allclose(whole, x, atol=1e-5)
+    mirrored = random_resized_crop_flip(x, g, scale=(1.0, 1.0), flip_prob=1.0)
+    assert torch.allclose(mirrored, x.flip(-1), atol=1e-5)
+
+
+def test_crop_flip_mirrors_about_half_the_images():
+    x = ramps(400)
+    out = random_resized_crop_flip(x, torch.Generator().manual_seed(0), scale=(1.0, 1.0))
+    _, _, mirrored = crop_boxes(out)
+    assert 0.4 < mirrored.float().mean() < 0.6
+    expected = torch.where(mirrored[:, None, None, None], x.flip(-1), x)
+    assert torch.allclose(out, expected, atol=1e-4)
+
+
+def test_crop_flip_repeats_with_a_seed():
+    x = torch.randn(16, 3, 20, 20)
+    first = random_resized_crop_flip(x, torch.Generator().manual_seed(3))
+    assert torch.equal(first, random_resized_crop_flip(x, torch.Generator().manual_seed(3)))
+    assert not torch.equal(first, random_resized_crop_flip(x, torch.Generator().manual_seed(4)))
+
+
+def test_crop_flip_crops_boxes_of_the_asked_area_and_aspect_inside_the_image():
+    x = ramps(512, h=24, w=40)  # not square: the aspect ratio is the box's in pixels
+    out = random_resized_crop_flip(x, torch.Generator().manual_seed(0))
+    width, height, _ = crop_boxes(out)
+    area, aspect = width * height, (width * 40) / (height * 24)
+    assert area.min() > 0.35 - 1e-3 and area.max() < 1 + 1e-3
+    assert area.min() < 0.4 and area.max() > 0.95 and width.max() < 1 + 1e-3  # the whole range, no more
+    # a 5:3 image's large boxes cannot be 4:3 or narrower: those span its whole height instead
+    asked = (aspect > 3 / 4 - 1e-3) & (aspect < 4 / 3 + 1e-3)
+    assert (asked | (height > 1 - 1e-3)).all() and asked.float().mean() > 0.5
+    assert out.min() > -1e-3 and out[:, 0].max() < 39 + 1e-3 and out[:, 1].max() < 23 + 1e-3  # inside
+    left_edges = out[:, 0].amin((1, 2))
+    assert left_edges.max() > 10  # boxes start all over the image, not only at its corner
+    assert len(out.flatten(1).unique(dim=0)) == len(out)  # each image its own box
+
+
+def test_crop_flip_strength_widens_the_area_and_aspect_ranges():
+    x = ramps(512, h=32, w=32)
+    for strength, smallest in ((1.0, 0.35), (2.0, 0.35 ** 2)):
+        augment = batch_augment("crop_flip", strength)
+        width, height, _ = crop_boxes(augment(x, torch.Generator().manual_seed(0)))
+        area = width * height
+        assert smallest - 1e-3 < area.min() < smallest + 0.05
+        assert (width / height).max() < (4 / 3) ** strength + 1e-3
+    assert (width / height).max() > 4 / 3 + 0.1  # strength 2 reaches beyond 4:3
+
+
+def test_affine_kind_is_random_affine_at_the_scaled_ranges():
+    x = torch.randn(8, 1, 16, 16)
+    assert torch.equal(batch_augment("affine", 3.0)(x, torch.Generator().manual_seed(0)),
+                       random_affine(x, torch.Generator().manual_seed(0), Augmentation().scaled(3.0)))
+    with pytest.raises(ValueError, match="choose one of affine, crop_flip"):
+        batch_augment("rotate")
+
+
 def seen_by_fit(x: torch.Tensor, settings: StageSettings) -> torch.Tensor:
     model = Recorder(build_model("mlp", tuple(x.shape[1:]), 4))
 
@@ -140,6 +232,15 @@ def test_fit_distorts_more_at_a_higher_strength():
     plain = seen_by_fit(x, StageSettings(1, 1e-3, 16, augment=True))
     strong = seen_by_fit(x, StageSettings(1, 1e-3, 16, augment=True, augment_strength=4.0))
     assert 0 < dot_spread(plain) < dot_spread(strong)
+
+
+def test_fit_crops_and_flips_when_told_to():
+    x = ramps(64, 16, 16)
+    width, height, mirrored = crop_boxes(seen_by_fit(x, StageSettings(1, 1e-3, 16, augment=True,
+                                                                      augment_kind="crop_flip")))
+    assert (width * height).min() < 0.6 and 0 < mirrored.sum() < 64
+    unaugmented = StageSettings(1, 1e-3, 16, augment=False, augment_kind="crop_flip")
+    assert torch.equal(seen_by_fit(x, unaugmented), x)  # the kind alone changes nothing
 
 
 def test_input_noise_is_seeded_gaussian_of_the_given_std():

@@ -7,6 +7,7 @@ from typing import Any
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from bdcore.augment import AUGMENT_KINDS
 from bdcore.config import MAX_IMAGE_SIZE, ExperimentConfig, field_help
 from bdcore.data import DATASETS
 from bdcore.device import available_devices
@@ -141,6 +142,8 @@ with st.form("launch"):
         setting(c1.number_input, "image size of a collection (0 = its own, up to 64 px)", "image_size", 0,
                 MAX_IMAGE_SIZE, defaults.image_size or 0)
         setting(c1.checkbox, "augment teacher training", "teacher_augment", defaults.teacher_augment)
+        kinds = list(AUGMENT_KINDS)
+        setting(c1.selectbox, "augmentation", "augment_kind", kinds, index=kinds.index(defaults.augment_kind))
         setting(c3.number_input, "teacher input noise", "teacher_input_noise", 0.0, 10.0,
                 defaults.teacher_input_noise, step=0.1)
         setting(c2.checkbox, "augment unlabeled images", "blind_augment", defaults.blind_augment)

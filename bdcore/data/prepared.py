@@ -24,6 +24,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -148,9 +149,13 @@ def _decoded(entries: list[Entry], shape: tuple[int, int, int], workers: int) ->
         yield from map(_decode_task, jobs)
         return
     # spawn, not fork: a fork of a process that runs reader or torch threads can inherit a held
-    # lock and hang for ever (it did, in the test suite)
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from pool.imap(_decode_task, jobs, chunksize=8)
+    # lock and hang for ever (it did, in the test suite). An executor, not multiprocessing.Pool:
+    # Pool.terminate left an idle worker and its parent waiting on each other once, in the suite.
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        yield from pool.map(_decode_task, jobs, chunksize=8)
+    finally:  # on a kill or an error mid-way, queued images are dropped, not decoded first
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextmanager

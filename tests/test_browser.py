@@ -59,15 +59,20 @@ def app_url(tiny_data, isolated_env):
         server.kill()
 
 
+def new_page(playwright):
+    """A page of Debian's headless Chromium (never a downloaded browser), desktop-sized."""
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"])
+    return browser.new_page(viewport={"width": 1400, "height": 1000})
+
+
 def test_launch_a_tiny_run_and_watch_it_finish(app_url):
     from playwright.sync_api import expect, sync_playwright
 
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = new_page(p)
         page.goto(f"{app_url}/Launch", wait_until="domcontentloaded")
         expect(page.get_by_text("Launch a run")).to_be_visible(timeout=120_000)
         expect(page.get_by_role("img").first).to_be_visible(timeout=120_000)  # dataset previews
@@ -112,7 +117,7 @@ def test_launch_a_tiny_run_and_watch_it_finish(app_url):
         expect(page.locator(".js-plotly-plot")).to_have_count(2, timeout=60_000)
         page.wait_for_timeout(1000)
         page.screenshot(path=str(ARTIFACTS / "unlabeled.png"), full_page=True)
-        browser.close()
+        page.context.browser.close()
 
 
 def _jpeg_zip(path: Path, classes: tuple[str, ...] = ("cat", "dog"), per_class: int = 6) -> Path:
@@ -151,10 +156,7 @@ def test_upload_a_zip_see_it_on_the_datasets_page_and_delete_it(app_url, tiny_da
     good = _jpeg_zip(tmp_path / "pets.zip")
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = new_page(p)
         page.goto(f"{app_url}/Launch", wait_until="domcontentloaded")
         expect(page.get_by_text("Launch a run")).to_be_visible(timeout=120_000)
         page.get_by_text("Upload a dataset", exact=True).click()
@@ -188,4 +190,4 @@ def test_upload_a_zip_see_it_on_the_datasets_page_and_delete_it(app_url, tiny_da
         expect(page.get_by_text("No uploaded datasets yet.")).to_be_visible()
         expect(page.locator(".stException")).to_have_count(0)
         assert not (tiny_data / "uploads" / "pets").exists()
-        browser.close()
+        page.context.browser.close()

@@ -154,6 +154,15 @@ class RunsRoot:
         """Where the explorer caches a run's arrays when the run's own folder is read-only."""
         return self.path / EXPLORE_CACHE / run_name
 
+    @property
+    def transfer_sets(self) -> Path:
+        """The folder of saved transfer sets (bdcore/curation/transfer_sets.py), one folder each."""
+        return self.path / "transfer_sets"
+
+    def transfer_set(self, name: str) -> Path:
+        """One saved transfer set's folder: its manifest and the indices it keeps."""
+        return self.transfer_sets / name
+
 
 class RunDir:
     CONFIG = "config.json"
@@ -237,6 +246,20 @@ class RunDir:
             if epoch.isdigit() and int(epoch) != keep:
                 found.append(path)
         return found
+
+    def snapshot(self, stage: str, epoch: int) -> Path:
+        """The weights a stage had after ``epoch``, kept for replay (unlike the per-epoch
+        checkpoints, which a stage removes as it goes)."""
+        return self.path / "snapshots" / f"{stage}.e{epoch}{WEIGHTS}"
+
+    def snapshot_epochs(self, stage: str) -> list[int]:
+        """The epochs of ``stage`` with a kept snapshot, in order."""
+        prefix, found = f"{stage}.e", []
+        for path in (self.path / "snapshots").glob(f"{prefix}*{WEIGHTS}"):
+            epoch = path.name.removeprefix(prefix).removesuffix(WEIGHTS)
+            if epoch.isdigit():
+                found.append(int(epoch))
+        return sorted(found)
 
     def epoch_index(self, stage: str) -> Path:
         """The small JSON naming a stage's last saved epoch; replaced atomically last."""

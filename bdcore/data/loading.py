@@ -26,10 +26,15 @@ class PairSpec:
     image_size: int | None = None  # a labeled image collection's side; None: collection_sets decides
 
 
-def _limit(images: ImageSet, limit: int | None, seed: int) -> ImageSet:
-    if limit is None or limit >= len(images):
-        return images
-    return images.subset(torch.randperm(len(images), generator=torch.Generator().manual_seed(seed))[:limit])
+def limit_rows(total: int, limit: int | None, seed: int) -> torch.Tensor | None:
+    """The rows a seeded ``limit`` keeps of ``total`` images (None: all of them)."""
+    if limit is None or limit >= total:
+        return None
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:limit]
+
+
+def _limit(images: ImageSet, rows: torch.Tensor | None) -> ImageSet:
+    return images if rows is None else images.subset(rows)
 
 
 def load_pair(spec: PairSpec, progress: PrepareProgress | None = None,
@@ -45,8 +50,10 @@ def load_pair(spec: PairSpec, progress: PrepareProgress | None = None,
                             prepare_missing=prepare_missing, **shape)
 
     full_train = load(spec.labeled, "train", "labeled", image_size=spec.image_size, need_labels=True)
-    train = _limit(full_train, spec.labeled_limit, spec.labeled_seed)
+    train = _limit(full_train, limit_rows(len(full_train), spec.labeled_limit, spec.labeled_seed))
     test = load(spec.labeled, "test", "labeled", shape=full_train.shape)
-    unlabeled = _limit(load(spec.unlabeled, "train", "unlabeled", shape=full_train.shape),
-                       spec.unlabeled_limit, spec.unlabeled_seed)
-    return pair_datasets(train, test, unlabeled)
+    full_unlabeled = load(spec.unlabeled, "train", "unlabeled", shape=full_train.shape)
+    rows = limit_rows(len(full_unlabeled), spec.unlabeled_limit, spec.unlabeled_seed)
+    paired = pair_datasets(train, test, _limit(full_unlabeled, rows))
+    paired.unlabeled_rows = rows
+    return paired

@@ -52,6 +52,9 @@ class PairedData:
     mean: list[float]
     std: list[float]
     notes: list[str]  # plain-language facts a user must see, e.g. "demo subset in use"
+    # which rows of the whole unlabeled set these are (unlabeled_limit draws a subset); None: all of
+    # them. A transfer set saved from a run's explorer maps its picks back to the source with it.
+    unlabeled_rows: torch.Tensor | None = None
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -66,7 +69,7 @@ class PairedData:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return PairedData(move(self.train_x), move(self.train_y), move(self.test_x), move(self.test_y),
                           move(self.unlabeled_x), move(self.unlabeled_labels), self.classes,
-                          self.unlabeled_classes, self.mean, self.std, self.notes)
+                          self.unlabeled_classes, self.mean, self.std, self.notes, self.unlabeled_rows)
 
 
 def channel_stats(images: Images) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,5 +1,5 @@
-"""The Embeddings and Unlabeled explorer pages through AppTest, on a tiny finished run with real
-checkpoints: they render without an exception, show their charts, tables and galleries, and say
+"""The Embeddings page through AppTest, on a tiny finished run with real
+checkpoints: it renders without an exception, shows its charts, and says
 plainly when there is nothing to explore."""
 import json
 
@@ -63,25 +63,6 @@ def test_embeddings_page_explains_a_run_whose_data_is_missing(tiny_run):
     at = page("ui/embeddings.py").run()
     assert not at.exception
     assert "data cannot be loaded" in at.error[0].value
-
-
-def test_unlabeled_page_shows_coverage_affinity_galleries_and_neighbours(tiny_run):
-    at = page("ui/unlabeled.py").run()
-    assert not at.exception and not at.error
-    assert len(at.get("plotly_chart")) == 2  # coverage and affinity heatmap
-    table = at.dataframe[0].value if len(at.dataframe) == 1 else at.dataframe[1].value
-    assert len(table) == 10 and set(table["maps to"]) <= {str(d) for d in range(10)}
-    assert "Trouser" in set(table["unlabeled class"])
-    assert len(at.image) == 10 + 1 + 2  # a gallery per class, ambiguous tiles, a query and its neighbours
-    assert len(at.image[-1].value) == 8  # k nearest labeled neighbours
-    at.number_input[0].set_value(5).run()  # another unlabeled image's neighbours
-    assert not at.exception
-
-
-def test_unlabeled_page_without_runs_says_so(isolated_env):
-    at = page("ui/unlabeled.py").run()
-    assert not at.exception
-    assert "No run with a trained teacher" in at.info[0].value
 
 
 def test_the_first_view_prepared_ahead_is_the_pages_first_view(tiny_run):

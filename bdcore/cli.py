@@ -1,9 +1,11 @@
-"""`python -m bdcore ...`: run experiments, list datasets, reproduce the paper's tables."""
+"""`python -m bdcore ...`: run experiments, list datasets, reproduce the paper's tables, queue
+runs (jobs) and curate transfer sets (subsets)."""
 from __future__ import annotations
 
 import argparse
 import errno
 import json
+import os
 import sys
 import time
 from typing import NoReturn
@@ -13,6 +15,7 @@ from tqdm import tqdm
 from .cli_datasets import add_datasets_parser
 from .cli_jobs import add_jobs_parser
 from .cli_options import add_config_options, config_from_args, writable_folder
+from .cli_subsets import add_subsets_parser
 from .device import resolve_device
 from .errors import ConfigError, UserError
 from .experiment import EventKind, ExperimentResult, RunEvent, run_experiment
@@ -98,6 +101,8 @@ def _runs_root(args: argparse.Namespace) -> RunsRoot:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.runs_dir is not None:  # the transfer sets a run may train on (subset:NAME) live there too
+        os.environ["BD_RUNS_DIR"] = args.runs_dir
     # settings, device and runs folder are checked before run_experiment creates the run folder
     config = config_from_args(args).validate()
     check_device(config.device)
@@ -169,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.set_defaults(func=cmd_reproduce)
 
     add_jobs_parser(sub)
+    add_subsets_parser(sub)
     return parser
 
 

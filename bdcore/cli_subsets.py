@@ -13,6 +13,7 @@ from .curation import transfer_sets
 from .curation.loop import child_config, curate, open_run
 from .curation.strategies import STRATEGIES
 from .data import load_dataset
+from .errors import ConfigError
 from .stage_names import TEACHER
 from .store import RunStore
 
@@ -46,8 +47,12 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_make(args: argparse.Namespace) -> int:
+    transfer_sets.check_name(args.name)  # what can be refused before the run's data is loaded
+    if args.budget < 1:
+        raise ConfigError(f"a transfer set's budget must be at least 1 image, got {args.budget}")
     store = RunStore()
     session = open_run(args.run, store)
+    session.model(args.model)  # a model the run does not have: said before the progress bar
     bar = tqdm(total=1.0, desc=f"{args.model} soft labels", disable=args.json, file=sys.stderr,
                bar_format="{desc}: {percentage:3.0f}%")
 

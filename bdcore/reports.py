@@ -99,3 +99,22 @@ def runs_table(records: list[RunRecord]) -> pd.DataFrame:
                      "seconds": f"{sum(final['seconds'].values()):.0f}" if final.get("seconds") else "",
                      "note": r.error or r.message or ""})
     return pd.DataFrame(rows)
+
+
+def _finals(record: RunRecord) -> dict[str, float]:
+    """A run's final accuracies by stage: teacher, blind, then each fine-tune's k."""
+    final = record.final or {}
+    return {"teacher": final.get("teacher_acc"), "blind": final.get("blind_acc"),
+            **{f"fine-tune k={k}": acc for k, acc in (final.get("finetune_acc") or {}).items()}}
+
+
+def parent_child_frame(parent: RunRecord, child: RunRecord) -> pd.DataFrame:
+    """A run relaunched on a transfer set beside the run the set came from: each final accuracy
+    of either, and the change in points ("" until both are known)."""
+    mine, theirs = _finals(child), _finals(parent)
+    rows = []
+    for stage in dict.fromkeys([*theirs, *mine]):
+        a, b = theirs.get(stage), mine.get(stage)
+        rows.append({"stage": stage, "parent": a, "this run": b,
+                     "change": None if a is None or b is None else 100 * (b - a)})
+    return pd.DataFrame(rows)

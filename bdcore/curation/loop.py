@@ -12,7 +12,7 @@ import numpy as np
 from ..config import ExperimentConfig
 from ..embeddings import ExploreSession, set_outputs, softmax
 from ..embeddings.features import Progress
-from ..errors import UserError
+from ..errors import RunNotFoundError, UserError
 from ..runs import RunsRoot
 from ..stage_names import TEACHER
 from ..store import RunStore
@@ -28,7 +28,7 @@ def open_run(ref: str, store: RunStore | None = None) -> ExploreSession:
         record = store.get(ref)
         if record.run_dir:
             return ExploreSession(Path(record.run_dir), record.id)
-    except UserError:
+    except RunNotFoundError:
         pass  # not a run id of the store: a folder, perhaps
     for path in (store.root.path / ref, Path(ref)):
         if (path / "config.json").exists():
@@ -57,12 +57,28 @@ def child_config(parent: ExperimentConfig, ts: TransferSet) -> ExperimentConfig:
     return replace(parent, unlabeled=ts.spec, unlabeled_limit=None).validate()
 
 
+def parent_config(ts: TransferSet, store: RunStore) -> ExperimentConfig:
+    """The settings of the run ``ts`` was saved from, which its relaunch keeps."""
+    ref = ts.provenance.get("run")
+    if not ref:
+        raise TransferSetError(f"transfer set {ts.name} was not saved from a run "
+                               f"({ts.provenance.get('how')}): launch a run on it from the Launch page "
+                               f"(unlabeled set {ts.spec})")
+    try:
+        return store.get(ref).config
+    except RunNotFoundError:
+        folder = store.root.run(ref)
+        if folder.config_path.exists():
+            return folder.config()
+    raise TransferSetError(f"run {ref}, which transfer set {ts.name} was saved from, is gone: launch a "
+                           f"run on {ts.spec} from the Launch page instead")
+
+
 def parent_run(config: ExperimentConfig, root: RunsRoot | None = None) -> str | None:
     """The run a run's transfer set was saved from (its parent), or None."""
     if not transfer_sets.is_transfer_set(config.unlabeled):
         return None
     try:
-        ts = transfer_sets.load(transfer_sets.name_of(config.unlabeled), root)
+        return transfer_sets.provenance(transfer_sets.name_of(config.unlabeled), root).get("run")
     except UserError:  # deleted since: the child still shows, without its parent
         return None
-    return ts.provenance.get("run")

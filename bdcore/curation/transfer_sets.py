@@ -116,20 +116,31 @@ def save(name: str, parts: list[Part], provenance: dict, root: RunsRoot | None =
     return ts
 
 
-def load(name: str, root: RunsRoot | None = None) -> TransferSet:
+def _manifest(name: str, root: RunsRoot | None) -> dict:
     folder = _root(root).transfer_set(check_name(name))
     if not (folder / MANIFEST).exists():
         known = ", ".join(ts.name for ts in list_transfer_sets(root)) or "none saved yet"
         raise TransferSetError(f"no transfer set named {name!r} (saved: {known})")
-    fix = f"delete the folder {folder} and save the set again"
-    manifest = read_json(folder / MANIFEST, f"transfer set {name}", fix)
+    return read_json(folder / MANIFEST, f"transfer set {name}",
+                     f"delete the folder {folder} and save the set again")
+
+
+def provenance(name: str, root: RunsRoot | None = None) -> dict:
+    """Where a transfer set came from (its manifest only: cheap enough for every redraw of a page)."""
+    return dict(_manifest(name, root).get("provenance") or {})
+
+
+def load(name: str, root: RunsRoot | None = None) -> TransferSet:
+    manifest = _manifest(name, root)
+    folder = _root(root).transfer_set(name)
     try:
         with np.load(folder / ROWS) as saved:
             parts = [Part(str(p["source"]), saved[f"part{i}"].astype(np.int64), p.get("source_size"))
                      for i, p in enumerate(manifest["parts"])]
         return TransferSet(name, parts, dict(manifest.get("provenance") or {}), float(manifest["created"]))
     except (OSError, KeyError, TypeError, ValueError) as err:
-        raise DataError(f"transfer set {name} is damaged ({type(err).__name__}: {err}); {fix}") from err
+        raise DataError(f"transfer set {name} is damaged ({type(err).__name__}: {err}); delete the folder "
+                        f"{folder} and save the set again") from err
 
 
 def list_transfer_sets(root: RunsRoot | None = None) -> list[TransferSet]:

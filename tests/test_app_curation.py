@@ -109,3 +109,15 @@ def test_subsets_cli_errors_are_one_line(tiny_data, capsys, args, message):
     assert main(["subsets", *[run_id if a == "RUN" else a for a in args]]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and message in err and "Traceback" not in err
+
+
+def test_datasets_page_joins_transfer_sets_and_whole_datasets(tiny_data):
+    saved_from("run-a", "evens")
+    at = page("ui/datasets.py").run()
+    at.multiselect[0].set_value(["subset:evens", "mnist"])
+    at.text_input[0].input("evens-and-digits")
+    by_label(at.button, "Join").click().run()
+    assert not at.exception and not at.error
+    joined = transfer_sets.load("evens-and-digits")
+    assert joined.size == 250 and joined.sources == ["fashion-mnist", "mnist"]
+    assert any("Saved subset:evens-and-digits" in s.value for s in at.success)

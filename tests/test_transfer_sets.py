@@ -167,3 +167,22 @@ def test_a_run_on_a_transfer_set_reuses_its_parents_cached_teacher(tiny_data):
     assert child.teacher_reused and child.teacher_acc == parent.teacher_acc
     assert any(e.kind is EventKind.NOTE and "transfer set half: 100 images (100 of fashion-mnist)" in e.text
                for e in events)
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_transfer_set_over_an_image_folder_is_read_in_memory_or_streamed(tiny_data, tmp_path, monkeypatch,
+                                                                          streamed):
+    from test_prepared import unlabeled_folder
+
+    if streamed:
+        monkeypatch.setenv("BD_IN_MEMORY_MB", "0")
+    spec = f"folder:{unlabeled_folder(tmp_path / 'photos', n=30)}"
+    transfer_sets.save("photos", [Part(spec, np.array([2, 7, 19]), 30)], {})
+    data = load_pair(ExperimentConfig(unlabeled="subset:photos").pair_spec())
+    whole = load_pair(ExperimentConfig(unlabeled=spec).pair_spec())
+    assert len(data.unlabeled_x) == 3 and data.input_shape == (1, 28, 28)
+    assert torch.allclose(data.unlabeled_x[torch.arange(3)], whole.unlabeled_x[torch.tensor([2, 7, 19])])
+    if streamed:  # a view of the prepared collection: nothing is read into memory
+        from bdcore.data.streamed import StreamedImages
+
+        assert isinstance(data.unlabeled_x, StreamedImages)

@@ -7,7 +7,10 @@ import time
 import streamlit as st
 
 from bdcore.curation import transfer_sets
+from bdcore.data import DATASETS, load_dataset
 from bdcore.data.prepared import cache_root, delete_prepared, list_prepared
+from bdcore.data.registry import is_collection
+from bdcore.errors import UserError
 from bdcore.uploads import UPLOADED, delete_upload, list_uploads
 from ui.launching import relaunch_button
 from ui.resources import run_store
@@ -85,6 +88,21 @@ for ts in saved:
         if no.button("Cancel", key=f"cancel_set_{ts.name}"):
             del st.session_state[CONFIRM_SET]
             st.rerun()
+
+if saved:
+    with st.form("union"):
+        st.markdown("**Join sets into a new transfer set** (their images, each once)")
+        in_memory = [name for name in DATASETS if not is_collection(name)]  # sized without preparing
+        picked = st.multiselect("sets", [ts.spec for ts in saved] + in_memory,
+                                help="saved transfer sets, and whole datasets (their train split)")
+        name = st.text_input("name of the new set")
+        if st.form_submit_button("Join"):
+            try:
+                sizes = {s: len(load_dataset(s, "train")) for s in picked if s in in_memory}
+                joined = transfer_sets.union(picked, name.strip(), sizes=sizes)
+                st.success(f"Saved {joined.spec}: {joined.describe()}")
+            except UserError as err:
+                st.error(str(err))
 
 st.header("Prepared for training")
 st.caption(f"Image collections decoded once at a run's image size (in the run's worker process, its "

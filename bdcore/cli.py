@@ -1,5 +1,5 @@
 """`python -m bdcore ...`: run experiments, list datasets, reproduce the paper's tables, queue
-runs (jobs) and curate transfer sets (subsets)."""
+runs (jobs), curate transfer sets (subsets) and launch studies of many runs (study)."""
 from __future__ import annotations
 
 import argparse
@@ -15,6 +15,7 @@ from tqdm import tqdm
 from .cli_datasets import add_datasets_parser
 from .cli_jobs import add_jobs_parser
 from .cli_options import add_config_options, config_from_args, writable_folder
+from .cli_studies import add_study_parser
 from .cli_subsets import add_subsets_parser
 from .device import resolve_device
 from .errors import ConfigError, UserError
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_jobs_parser(sub)
     add_subsets_parser(sub)
+    add_study_parser(sub)
     return parser
 
 

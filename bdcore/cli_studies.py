@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields
+from dataclasses import fields, replace
 
 from . import studies
 from .config import ExperimentConfig
@@ -52,13 +52,13 @@ def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
 def spec_from_args(args: argparse.Namespace) -> studies.StudySpec:
     if args.file:
         spec = studies.StudySpec.from_toml(args.file)
-        return spec if args.name is None else studies.StudySpec(args.name, spec.preset, spec.base, spec.axes)
+        return spec if args.name is None else replace(spec, name=args.name)
     if not args.name:
         raise ConfigError("give a study file, or --name with --axis options")
     base = {name: parse_value(name, value) for name, value in _pairs(args.set, "--set")}
     axes = {name: [parse_value(name, v) for v in values.split(",")]
             for name, values in _pairs(args.axis, "--axis")}
-    return studies.StudySpec(args.name, args.preset, base, axes).validate()
+    return studies.StudySpec(args.name, args.preset, base, axes, args.baseline).validate()
 
 
 def cmd_launch(args: argparse.Namespace) -> int:
@@ -83,7 +83,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         statuses = [r.status if r else "deleted" for _p, r in studies.records(study, store)]
         done = sum(s == "succeeded" for s in statuses)
         print(f"{study.spec.name:<24} {done}/{len(statuses)} runs succeeded; axes: "
-              + ", ".join(f"{k} ({len(v)})" for k, v in study.spec.axes.items()))
+              + ", ".join(f"{k} ({len(v)})" for k, v in study.spec.all_axes().items()))
     return 0
 
 
@@ -91,7 +91,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     store = RunStore()
     study = studies.load(args.name, store.root)
     frame = runs_frame(study, studies.records(study, store))
-    table = frame if args.runs else over_seeds(frame, list(study.spec.axes))
+    table = frame if args.runs else over_seeds(frame, list(study.spec.all_axes()))
     if args.format == "json":
         print(table.to_json(orient="records"))
     elif args.format == "csv":
@@ -138,6 +138,9 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--axis", action="append", default=[], metavar="FIELD=V1,V2,...",
                    help="an axis: one run per value, combined with every other axis (repeatable); "
                         "finetune_ks values join ks with '+', e.g. finetune_ks=10+all,all")
+    p.add_argument("--baseline", action="append", default=[], choices=list(studies.BASELINES),
+                   help="run this baseline beside every combination (repeatable): in_distribution "
+                        "(the labeled set's own images, labels unused), noise (random pixels)")
     p.add_argument("--dry-run", action="store_true", help="print the runs instead of queueing them")
     p.set_defaults(func=cmd_launch)
 

@@ -10,11 +10,13 @@ import json
 import re
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from . import jobs
 from .config import ExperimentConfig
+from .data.noise_set import NOISE
 from .errors import ConfigError, RunNotFoundError, UserError
 from .presets import DEFAULT_PRESET, PRESETS, preset_config
 from .runs import RunsRoot, read_json, write_json_atomic
@@ -23,6 +25,14 @@ from .store import ACTIVE, RESUMABLE, RunRecord, RunStore
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 FIELDS = {f.name for f in fields(ExperimentConfig)}
 MAX_RUNS = 500  # a typo in an axis should not queue ten thousand runs
+BASELINE = "baseline"  # the pseudo-axis of a study with baselines: "blind" and each baseline asked for
+# What each baseline changes in a run, so that a blind figure can be read against it: the labeled
+# set's own train images with their labels unused (in-distribution upper bound), and random noise
+# images (lower bound). Both reuse the run's stages unchanged.
+BASELINES: dict[str, Callable[[ExperimentConfig], dict]] = {
+    "in_distribution": lambda c: {"unlabeled": c.labeled, "unlabeled_limit": c.unlabeled_limit},
+    "noise": lambda c: {"unlabeled": NOISE},
+}
 
 
 class StudyError(UserError):
@@ -36,6 +46,7 @@ class StudySpec:
     preset: str = DEFAULT_PRESET
     base: dict = field(default_factory=dict)
     axes: dict[str, list] = field(default_factory=dict)
+    baselines: list[str] = field(default_factory=list)  # keys of BASELINES, run beside every combination
 
     def validate(self) -> StudySpec:
         problems = []
@@ -53,6 +64,9 @@ class StudySpec:
                 problems.append(f"axis {key} repeats a value")
             if key in self.base:
                 problems.append(f"{key} is both in base and an axis: keep one")
+        for name in self.baselines:
+            if name not in BASELINES:
+                problems.append(f"baseline {name!r}: choose from {', '.join(BASELINES)}")
         if problems:
             raise StudyError(f"study {self.name!r}: " + "; ".join(problems))
         if self.size() > MAX_RUNS:
@@ -60,23 +74,31 @@ class StudySpec:
                              "fewer axis values, or split it into several studies")
         return self
 
+    def all_axes(self) -> dict[str, list]:
+        """The axes, with the baseline pseudo-axis last when baselines are asked for."""
+        return {**self.axes, **({BASELINE: ["blind", *self.baselines]} if self.baselines else {})}
+
     def size(self) -> int:
         n = 1
-        for values in self.axes.values():
+        for values in self.all_axes().values():
             n *= len(values)
         return n
 
     def points(self) -> list[dict]:
         """Each run's axis values, in the order the runs are queued (the last axis fastest)."""
-        keys = list(self.axes)
-        return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*self.axes.values())]
+        axes = self.all_axes()
+        return [dict(zip(axes, combo, strict=True)) for combo in itertools.product(*axes.values())]
 
     def configs(self) -> list[ExperimentConfig]:
         """Every run's config, each validated: one bad combination refuses the whole study."""
         out = []
         for point in self.points():
+            settings = {k: v for k, v in point.items() if k != BASELINE}
             try:
-                out.append(preset_config(self.preset, **{**self.base, **point}).validate())
+                config = preset_config(self.preset, **{**self.base, **settings})
+                if point.get(BASELINE, "blind") != "blind":
+                    config = replace(config, **BASELINES[point[BASELINE]](config))
+                out.append(config.validate())
             except (ConfigError, TypeError) as err:
                 raise StudyError(f"study {self.name!r}, run {point}: {err}") from err
         return out
@@ -89,14 +111,15 @@ class StudySpec:
             data = tomllib.loads(Path(path).read_text())
         except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
             raise StudyError(f"{path}: not a readable TOML study file ({err})") from err
-        unknown = set(data) - {"name", "preset", "base", "axes"}
+        unknown = set(data) - {"name", "preset", "base", "axes", "baselines"}
         if unknown:
             raise StudyError(f"{path}: unknown keys {', '.join(sorted(unknown))} (a study file has name, "
-                             "preset, [base] and [axes])")
+                             "preset, baselines, [base] and [axes])")
         if not isinstance(data.get("base", {}), dict) or not isinstance(data.get("axes", {}), dict):
             raise StudyError(f"{path}: [base] and [axes] must be tables")
         return cls(str(data.get("name", Path(path).stem)), str(data.get("preset", DEFAULT_PRESET)),
-                   dict(data.get("base", {})), dict(data.get("axes", {}))).validate()
+                   dict(data.get("base", {})), dict(data.get("axes", {})),
+                   list(data.get("baselines", []))).validate()
 
 
 @dataclass

@@ -140,3 +140,18 @@ def test_studies_page_launches_a_matrix_and_shows_its_heatmap(tiny_data):
     assert any(t.startswith("blind acc: teacher (rows) x student") for t in titles)
     assert any(s.value.startswith("Best: teacher mlp, student mlp, temperature 20.0: blind acc 80.00%")
                for s in at.success)
+
+
+def test_baselines_run_beside_every_combination_on_their_own_data(tiny_data):
+    spec = StudySpec("b", "quick", axes={"student": ["mlp", "cnn"]}, baselines=["in_distribution", "noise"])
+    configs = spec.validate().configs()
+    assert spec.size() == 6 and [p["baseline"] for p in spec.points()[:3]] == ["blind", "in_distribution",
+                                                                                "noise"]
+    assert [c.unlabeled for c in configs[:3]] == ["fashion-mnist", "mnist", "noise"]
+    from bdcore.data import load_pair
+
+    noise = load_pair(configs[2].pair_spec())
+    assert noise.unlabeled_x.shape[1:] == noise.train_x.shape[1:] and noise.unlabeled_labels is None
+    assert len(noise.unlabeled_x) == 10_000  # the quick preset's unlabeled_limit
+    with pytest.raises(StudyError, match="baseline 'teacherless'"):
+        StudySpec("x", baselines=["teacherless"]).validate()

@@ -69,7 +69,7 @@ def watch() -> None:
     done = int((frame["status"] == "succeeded").sum())
     st.progress(done / len(frame), text=f"{done} of {len(frame)} runs succeeded"
                 + (f"; {active} queued or running" if active else ""))
-    axes = list(study.spec.axes)
+    axes = list(study.spec.all_axes())
     figures = figure_columns(frame)
     if not figures or frame[figures].isna().all().all():
         st.info("No run has finished yet.")

@@ -14,6 +14,7 @@ from .idx_sets import IDX_SPECS, load_idx_dataset
 from .idx_sets import candidate_locations as idx_candidates
 from .idx_sets import locate as locate_idx
 from .imageset import ImageSet
+from .noise_set import NOISE, load_noise
 from .sources import Location, data_dir
 from .vision_sets import VISION_SPECS, load_vision_dataset
 from .vision_sets import candidate_locations as vision_candidates
@@ -21,6 +22,7 @@ from .vision_sets import locate as locate_vision
 
 DATASETS: dict[str, Callable[[str], ImageSet]] = {
     **{name: partial(load_idx_dataset, name) for name in IDX_SPECS},
+    NOISE: load_noise,
     **{name: partial(load_vision_dataset, name) for name in VISION_SPECS},
     **{name: partial(load_collection, name) for name in COLLECTION_SPECS},
 }
@@ -45,6 +47,8 @@ def load_dataset(spec: str, split: str, *, shape: tuple[int, int, int] | None = 
 
         return load_images(spec.removeprefix(TRANSFER_SET), split, lambda source, at: load_dataset(
             source, "train", shape=at, progress=progress, prepare_missing=prepare_missing), shape)
+    if spec == NOISE:  # generated at the labeled set's shape, not resized to it
+        return load_noise(split, shape)
     if is_collection(spec):
         return load_collection(spec, split, shape=shape, image_size=image_size, progress=progress,
                                prepare_missing=prepare_missing, need_labels=need_labels)
@@ -76,6 +80,8 @@ def locate_dataset(name: str) -> tuple[Location | None, list[Location]]:
         return locate_idx(name), idx_candidates(name)
     if name in VISION_SPECS:
         return locate_vision(name), vision_candidates(name)
+    if name == NOISE:
+        return Location(Path("uniform random pixels, made when used"), "generated"), []
     if name in COLLECTION_SPECS:
         root = collection_root(name)
         found = root.is_dir() and any(root.iterdir())

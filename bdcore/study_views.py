@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from .reports import final_figures
 from .store import RunRecord
 from .studies import Study
 
@@ -14,9 +15,8 @@ ACC = " acc"  # the suffix of every figure's column: "teacher acc", "blind acc",
 
 
 def _finals(record: RunRecord | None) -> dict[str, float | None]:
-    final = (record.final or {}) if record is not None else {}
-    return {f"teacher{ACC}": final.get("teacher_acc"), f"blind{ACC}": final.get("blind_acc"),
-            **{f"fine-tune k={k}{ACC}": v for k, v in (final.get("finetune_acc") or {}).items()}}
+    figures = final_figures(record) if record is not None else {"teacher": None, "blind": None}
+    return {f"{stage}{ACC}": value for stage, value in figures.items()}
 
 
 def runs_frame(study: Study, rows: list[tuple[dict, RunRecord | None]]) -> pd.DataFrame:

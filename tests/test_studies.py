@@ -155,3 +155,18 @@ def test_baselines_run_beside_every_combination_on_their_own_data(tiny_data):
     assert len(noise.unlabeled_x) == 10_000  # the quick preset's unlabeled_limit
     with pytest.raises(StudyError, match="baseline 'teacherless'"):
         StudySpec("x", baselines=["teacherless"]).validate()
+
+
+def test_runs_differing_only_in_seed_are_grouped_with_mean_and_std(tiny_data):
+    from bdcore.reports import seed_groups
+
+    store = RunStore()
+    study = studies.launch(StudySpec("g", "quick", axes={"temperature": [2.0, 20.0], "seed": [0, 1]}), store)
+    for run_id, blind in zip(study.run_ids, [0.5, 0.7, 0.8, 0.8], strict=True):
+        finish(store, run_id, blind, 0.9)
+    groups = seed_groups(store.list()).sort_values("runs")
+    assert len(groups) == 2 and set(groups["seeds"]) == {"1, 0"}
+    assert sorted(groups["blind mean"]) == pytest.approx([0.6, 0.8])
+    assert sorted(groups["blind std"]) == pytest.approx([0.0, 0.1414], abs=1e-4)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run().switch_page("ui/runs.py").run()
+    assert not at.exception and any("differ only in seed" in e.label for e in at.expander)

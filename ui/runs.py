@@ -6,7 +6,7 @@ import streamlit as st
 from bdcore import jobs
 from bdcore.curation.loop import parent_run
 from bdcore.errors import UserError
-from bdcore.reports import parent_child_frame, run_label, runs_table, summary_frame
+from bdcore.reports import parent_child_frame, run_label, runs_table, seed_groups, summary_frame
 from bdcore.store import ACTIVE, RESUMABLE, RunRecord
 from ui.launching import launched_runs
 from ui.resources import curves_chart, curves_data, housekeeper, run_store
@@ -58,6 +58,12 @@ def runs_overview(records: list[RunRecord]) -> None:
                                                     format="percent", width="small"),
         "run": st.column_config.TextColumn("run", width="medium"),
         "note": st.column_config.TextColumn("note", width="medium")})
+    groups = seed_groups(records)
+    if len(groups) and (groups["seeds"].str.contains(",")).any():  # some settings ran with several seeds
+        with st.expander("Runs that differ only in seed, grouped (mean and std over seeds)"):
+            st.dataframe(groups, hide_index=True, column_config={
+                c: st.column_config.NumberColumn(c, format="percent") for c in groups.columns
+                if c.endswith((" mean", " std"))})
     active = sum(r.status in ACTIVE for r in records)
     st.caption(f"{len(records)} run{'s' * (len(records) != 1)}, {active} queued or running; checked for "
                f"changes every {refresh_s} s")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import common  # noqa: F401  (puts the repository on sys.path)
 
+from bdcore.curation import transfer_sets
 from bdcore.curation.loop import child_config, curate
 from bdcore.embeddings import ExploreSession
 from bdcore.experiment import run_experiment
@@ -51,11 +52,18 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--budget", type=int, default=10_000)
     parser.add_argument("--out", default=None, help="write every run's figures here as JSON")
+    parser.add_argument("--equal-steps", action="store_true",
+                        help="children train for as many optimiser steps as the parent (blind epochs "
+                             "scaled by 60,000 / set size), so a set is compared at equal compute")
+    parser.add_argument("--runs-dir", default=None,
+                        help="keep runs, teachers and transfer sets here (default: a temporary folder); "
+                             "a second invocation then reuses the teachers")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        root = RunsRoot(tmp)
-        os.environ["BD_RUNS_DIR"] = tmp  # transfer sets are saved under the runs root
+        folder = args.runs_dir or tmp
+        root = RunsRoot(folder)
+        os.environ["BD_RUNS_DIR"] = folder  # transfer sets are saved under the runs root
         for row in args.rows:
             for seed in args.seeds:
                 start = time.perf_counter()
@@ -67,10 +75,16 @@ def main() -> None:
                 session = ExploreSession(Path(parent.run_dir))
                 for strategy in STRATEGIES:
                     start = time.perf_counter()
-                    ts = curate(session, strategy, args.budget, f"{row}-{strategy}-s{seed}", seed=seed)
-                    child = run_experiment(child_config(session.config, ts), root)
+                    name = f"{row}-{strategy}-s{seed}-{args.budget}"
+                    ts = (transfer_sets.load(name) if root.transfer_set(name).exists()
+                          else curate(session, strategy, args.budget, name, seed=seed))
+                    config = child_config(session.config, ts)
+                    if args.equal_steps:
+                        config = replace(config, blind_epochs=round(config.blind_epochs * 60_000 / ts.size))
+                    child = run_experiment(config, root)
                     assert child.teacher_reused, "the child must reuse its parent's teacher"
                     results.append({"row": row, "seed": seed, "set": strategy, "size": ts.size,
+                                    "blind_epochs": config.blind_epochs,
                                     "blind": child.blind_acc, "k10": child.finetune_acc["10"],
                                     "seconds": time.perf_counter() - start})
                     print(json.dumps(results[-1]), flush=True)

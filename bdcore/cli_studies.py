@@ -139,8 +139,9 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
                    help="an axis: one run per value, combined with every other axis (repeatable); "
                         "finetune_ks values join ks with '+', e.g. finetune_ks=10+all,all")
     p.add_argument("--baseline", action="append", default=[], choices=list(studies.BASELINES),
-                   help="run this baseline beside every combination (repeatable): in_distribution "
-                        "(the labeled set's own images, labels unused), noise (random pixels)")
+                   help="run this baseline beside every combination (repeatable): no_teacher (the k "
+                        "labeled samples alone), in_distribution (the labeled set's own images, labels "
+                        "unused), noise (random pixels)")
     p.add_argument("--dry-run", action="store_true", help="print the runs instead of queueing them")
     p.set_defaults(func=cmd_launch)
 

@@ -64,7 +64,9 @@ class ExperimentConfig:
     hard_label_weight: float = _field(0.5, "fine-tune: weight of the hard-label cross-entropy "
                                       "(0 = pure distillation)")
     teacher_epochs: int = _field(15, "epochs of supervised teacher training")
-    blind_epochs: int = _field(15, "epochs of blind distillation over the unlabeled set")
+    blind_epochs: int = _field(15, "epochs of blind distillation over the unlabeled set (0: none, the "
+                               "student starts untrained: with hard_label_weight 1, the baseline of a "
+                               "student trained on the k labeled samples alone)")
     finetune_epochs: int = _field(20, "epochs of each fine-tune (raised for small k, see finetune_min_steps)")
     finetune_ks: list[str] = field(default_factory=lambda: ["all"], metadata={
         "help": "labeled samples per class for fine-tuning, one fine-tune each: numbers and/or 'all'"})
@@ -147,9 +149,11 @@ class ExperimentConfig:
         if not self.finetune_fresh_teacher and not self.finetune_augment:
             problems.append("finetune_fresh_teacher=False has no effect without finetune_augment "
                             "(undistorted images get cached logits anyway): turn that on or leave it True")
-        for name in ("teacher_epochs", "blind_epochs", "batch_size"):
+        for name in ("teacher_epochs", "batch_size"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.blind_epochs < 0:
+            problems.append(f"blind_epochs must be at least 0 (0: no blind stage), got {self.blind_epochs}")
         if self.finetune_epochs < 0 or self.finetune_min_steps < 0:
             problems.append("finetune_epochs and finetune_min_steps must be >= 0")
         if not 0 <= self.hard_label_weight <= 1:

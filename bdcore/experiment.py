@@ -17,13 +17,14 @@ from .config import ExperimentConfig
 from .data import load_pair
 from .device import device_name, resolve_device
 from .faults import fault_point
+from .manifest import run_manifest
 from .models import build_model
-from .runs import RunDir, RunsRoot, load_weights, remove_temp_files, save_weights
+from .runs import RunDir, RunsRoot, load_weights, remove_temp_files, save_weights, write_json_atomic
 from .stage_names import BLIND, TEACHER, finetune_stage
 from .stage_settings import StagePlan
 from .stages import blind_distill, finetune, train_teacher
 from .teachers import load_cached_teacher, store_teacher, teacher_key
-from .train import EpochReport, ProgressFn
+from .train import EpochReport, ProgressFn, accuracy
 
 
 class EventKind(Enum):
@@ -80,6 +81,8 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
     data_seconds = time.perf_counter() - start
     run = run or RunDir.create(config, root)
     remove_temp_files(run.path)  # half-written files of a killed attempt
+    if not run.manifest_path.exists():  # a resumed run keeps the manifest of its first start
+        write_json_atomic(run.manifest_path, run_manifest(config, data, device))
     ledger = StageLedger(run)
 
     def report(r: EpochReport) -> None:
@@ -139,10 +142,17 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
     plan = config.stage_plan(BLIND)
     torch.manual_seed(plan.seed)
     student = build_model(config.student, data.input_shape, data.num_classes).to(device)
-    blind_acc = stage(BLIND, student, lambda ckpt: blind_distill(
-        student, teacher, data.unlabeled_x, data.test_x, data.test_y, plan.settings,
-        temperature=config.temperature, seed=plan.seed, stage=plan.name, amp=config.amp,
-        on_epoch=report, checkpointer=ckpt))
+    if config.blind_epochs == 0:  # no blind stage: the student starts untrained ("k samples alone")
+        def untrained(_ckpt: StageCheckpointer) -> list[EpochReport]:
+            acc = accuracy(student, data.test_x, data.test_y, config.amp)
+            return [EpochReport(BLIND, 0, 0, float("nan"), acc, 0.0, 0.0)]
+
+        blind_acc = stage(BLIND, student, untrained)
+    else:
+        blind_acc = stage(BLIND, student, lambda ckpt: blind_distill(
+            student, teacher, data.unlabeled_x, data.test_x, data.test_y, plan.settings,
+            temperature=config.temperature, seed=plan.seed, stage=plan.name, amp=config.amp,
+            on_epoch=report, checkpointer=ckpt))
 
     def tune(model: nn.Module, per_class: int | None, plan: StagePlan):
         return lambda ckpt: finetune(

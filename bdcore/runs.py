@@ -270,6 +270,11 @@ class RunDir:
         return self.path / f"{stage}.last.json"
 
     @property
+    def manifest_path(self) -> Path:
+        """manifest.json: code and library versions, device, data fingerprints (bdcore/manifest.py)."""
+        return self.path / "manifest.json"
+
+    @property
     def final_path(self) -> Path:
         return self.path / "final.json"
 

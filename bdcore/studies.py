@@ -26,10 +26,14 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 FIELDS = {f.name for f in fields(ExperimentConfig)}
 MAX_RUNS = 500  # a typo in an axis should not queue ten thousand runs
 BASELINE = "baseline"  # the pseudo-axis of a study with baselines: "blind" and each baseline asked for
-# What each baseline changes in a run, so that a blind figure can be read against it: the labeled
-# set's own train images with their labels unused (in-distribution upper bound), and random noise
-# images (lower bound). Both reuse the run's stages unchanged.
+# What each baseline changes in a run, so that a blind figure can be read against it: no teacher at
+# all (no blind stage, a fine-tune on the k labeled samples' hard labels alone), the labeled set's own
+# train images with their labels unused (in-distribution upper bound), and random noise images (lower
+# bound). Each reuses the run's stages.
 BASELINES: dict[str, Callable[[ExperimentConfig], dict]] = {
+    "no_teacher": lambda c: {"blind_epochs": 0, "hard_label_weight": 1.0,
+                             # its logits are weighted 0: computed once rather than per batch
+                             **({"finetune_fresh_teacher": False} if c.finetune_augment else {})},
     "in_distribution": lambda c: {"unlabeled": c.labeled, "unlabeled_limit": c.unlabeled_limit},
     "noise": lambda c: {"unlabeled": NOISE},
 }

@@ -91,7 +91,7 @@ def test_demo_subset_is_announced(isolated_env):
     ("labeled", "imagenet21k", "unknown dataset"), ("student", "vit", "unknown model"),
     ("temperature", 0.0, "temperature must be > 0"), ("finetune_ks", ["ten"], "positive whole"),
     ("hard_label_weight", 2.0, "hard_label_weight"), ("device", "tpu", "unknown 'tpu'"),
-    ("blind_epochs", 0, "blind_epochs must be at least 1"),
+    ("blind_epochs", -1, "blind_epochs must be at least 0"),
     ("teacher_input_noise", -0.1, "teacher_input_noise must be >= 0"),
     ("blind_augment_strength", 0.0, "blind_augment_strength must be > 0"),
     ("blind_augment_strength", 10.0, "zooms would reach 100%"),

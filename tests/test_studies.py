@@ -170,3 +170,34 @@ def test_runs_differing_only_in_seed_are_grouped_with_mean_and_std(tiny_data):
     assert sorted(groups["blind std"]) == pytest.approx([0.0, 0.1414], abs=1e-4)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run().switch_page("ui/runs.py").run()
     assert not at.exception and any("differ only in seed" in e.label for e in at.expander)
+
+
+def test_the_no_teacher_baseline_skips_the_blind_stage_and_fine_tunes_on_hard_labels(tiny_data):
+    from dataclasses import replace
+
+    from bdcore.experiment import run_experiment
+
+    spec = StudySpec("n", "quick", base={"teacher": "mlp", "student": "mlp", "finetune_ks": ["5"]},
+                     baselines=["no_teacher"])
+    blind, alone = spec.validate().configs()
+    assert (alone.blind_epochs, alone.hard_label_weight) == (0, 1.0) and blind.blind_epochs == 3
+    result = run_experiment(replace(alone, teacher_epochs=1, finetune_epochs=1))
+    assert 0 <= result.blind_acc <= 1 and set(result.finetune_acc) == {"5"}  # the untrained student's
+    assert "blind" in result.seconds  # a stage of the ledger like any other, resumable
+
+
+def test_every_run_records_a_reproducibility_manifest(tiny_data):
+    from bdcore.config import ExperimentConfig
+    from bdcore.experiment import run_experiment
+    from bdcore.runs import RunDir
+
+    config = ExperimentConfig(teacher="mlp", student="mlp", teacher_epochs=1, blind_epochs=1,
+                              finetune_epochs=1, finetune_ks=["5"], seed=7)
+    run = RunDir(run_experiment(config).run_dir)
+    manifest = json.loads(run.manifest_path.read_text())
+    assert manifest["seed"] == 7 and manifest["device"].startswith("cpu")
+    assert manifest["libraries"]["torch"] and len(manifest["code"]) >= 7
+    assert manifest["data"]["unlabeled"]["images"] == 200
+    assert len(manifest["data"]["labeled test"]["fingerprint"]) == 16
+    again = RunDir(run_experiment(config).run_dir)  # the same data, the same fingerprints
+    assert json.loads(again.manifest_path.read_text())["data"] == manifest["data"]

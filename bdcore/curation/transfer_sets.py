@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -207,7 +208,8 @@ def union(specs: list[str], name: str, root: RunsRoot | None = None,
                 rows.setdefault(p.source, []).append(p.rows)
         else:
             rows.setdefault(spec, []).append(np.arange((sizes or {})[spec]))
-    parts = [Part(source, np.unique(np.concatenate(r))) for source, r in rows.items()]
+    parts = [Part(source, np.unique(np.concatenate(r)), (sizes or {}).get(source))
+             for source, r in rows.items()]
     return save(name, parts, {"how": "union", "details": " + ".join(specs)}, root)
 
 
@@ -221,7 +223,12 @@ def _materialised(images, source: str):
     return images[torch.arange(len(images))]
 
 
-def load_images(name: str, split: str, load_source, shape: tuple[int, int, int] | None = None) -> ImageSet:
+# (a dataset spec, the shape to load it at) -> its train split
+SourceLoader = Callable[[str, tuple[int, int, int] | None], ImageSet]
+
+
+def load_images(name: str, split: str, load_source: SourceLoader,
+                shape: tuple[int, int, int] | None = None) -> ImageSet:
     """The images of transfer set ``name`` as one unlabeled ImageSet: each source loaded with
     ``load_source(source, shape)`` (the data registry's loader), its rows kept, the parts brought to
     one shape and joined. A transfer set has a train split only."""

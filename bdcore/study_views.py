@@ -88,3 +88,14 @@ def to_latex(table: pd.DataFrame, caption: str) -> str:
     lines += [" & ".join(escape(v) for v in row) + " \\\\" for row in cells.itertuples(index=False)]
     lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}"]
     return "\n".join(lines) + "\n"
+
+
+def by_k(frame: pd.DataFrame) -> pd.DataFrame:
+    """The fine-tune figures as rows: one per run and k, its accuracy in "fine-tune acc", so that
+    accuracy against k is a view like any other axis ("all" last)."""
+    tuned = [c for c in figure_columns(frame) if str(c).startswith("fine-tune k=")]
+    keep = [c for c in frame.columns if c not in figure_columns(frame)]
+    long = frame.melt(id_vars=keep, value_vars=tuned, var_name="k", value_name=f"fine-tune{ACC}")
+    long["k"] = long["k"].str.removeprefix("fine-tune k=").str.removesuffix(ACC)
+    order = sorted(long["k"].unique(), key=lambda k: (k == "all", int(k) if k.isdigit() else 0))
+    return long.assign(k=pd.Categorical(long["k"], order, ordered=True)).sort_values("k", kind="stable")

@@ -201,3 +201,21 @@ def test_every_run_records_a_reproducibility_manifest(tiny_data):
     assert len(manifest["data"]["labeled test"]["fingerprint"]) == 16
     again = RunDir(run_experiment(config).run_dir)  # the same data, the same fingerprints
     assert json.loads(again.manifest_path.read_text())["data"] == manifest["data"]
+
+
+def test_several_ks_per_run_give_accuracy_against_k(tiny_data):
+    from bdcore.study_views import by_k
+
+    store = RunStore()
+    study = studies.launch(StudySpec("k", "quick", base={"finetune_ks": ["10", "all", "5"]},
+                                     axes={"seed": [0, 1]}), store)
+    for run_id, bump in zip(study.run_ids, [0.0, 0.02], strict=True):
+        store.mark_succeeded(run_id, {"teacher_acc": 0.99, "blind_acc": 0.8, "seconds": {},
+                                      "finetune_acc": {"5": 0.9 + bump, "10": 0.93 + bump, "all": 0.97}})
+    long = by_k(runs_frame(study, studies.records(study, store)))
+    means = over_seeds(long.assign(k=long["k"].astype(str)), ["seed", "k"])
+    assert means["k"].tolist() == ["5", "10", "all"]
+    assert means["fine-tune acc mean"].tolist() == pytest.approx([0.91, 0.94, 0.97])
+    at = AppTest.from_file(str(ROOT / "ui" / "studies.py"), default_timeout=60).run()
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
+    assert not at.exception and any(t.startswith("fine-tune acc against k") for t in titles)

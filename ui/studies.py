@@ -9,7 +9,7 @@ from bdcore.models import MODELS
 from bdcore.presets import PRESETS
 from bdcore.store import ACTIVE
 from bdcore.study_figures import against, heatmap
-from bdcore.study_views import SEED, best, figure_columns, matrix, over_seeds, runs_frame, to_latex
+from bdcore.study_views import SEED, best, by_k, figure_columns, matrix, over_seeds, runs_frame, to_latex
 from ui.resources import housekeeper, run_store
 
 st.title("Studies")
@@ -85,6 +85,12 @@ def watch() -> None:
         others = [a for a in axes if a not in (axis, SEED)]
         st.plotly_chart(against(means, axis, figure, others[0] if len(others) == 1 else None),
                         key=f"against-{axis}", config={"toImageButtonOptions": {"format": "svg"}})
+    if sum(c.startswith("fine-tune k=") for c in figures) > 1:  # several ks per run: accuracy against k
+        others = [a for a in axes if a != SEED]
+        tuned = by_k(frame).assign(k=lambda f: f["k"].astype(str))
+        st.plotly_chart(against(over_seeds(tuned, [*others, "k"]), "k", "fine-tune acc",
+                                others[0] if len(others) == 1 else None),
+                        key="against-k", config={"toImageButtonOptions": {"format": "svg"}})
     top = best(frame, axes, figure)
     if top:
         st.success("Best: " + ", ".join(f"{k} {v}" for k, v in top.items() if k != figure)

@@ -1,5 +1,6 @@
 """``DATASETS``: every dataset name mapped to the function that loads one split of it; any other
-image collection is ``folder:PATH`` (a folder, archive, list file or CSV manifest)."""
+image collection is ``folder:PATH`` (a folder, archive, list file or CSV manifest), and a saved
+transfer set is ``subset:NAME`` (bdcore/curation/transfer_sets.py)."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -24,6 +25,7 @@ DATASETS: dict[str, Callable[[str], ImageSet]] = {
     **{name: partial(load_collection, name) for name in COLLECTION_SPECS},
 }
 SPLITS = ("train", "test")
+TRANSFER_SET = "subset:"  # the prefix of a saved transfer set's spec
 
 
 def is_collection(spec: str) -> bool:
@@ -38,6 +40,11 @@ def load_dataset(spec: str, split: str, *, shape: tuple[int, int, int] | None = 
     arguments apply to image collections only (``load_collection``)."""
     if split not in SPLITS:
         raise ConfigError(f"unknown split {split!r}; choose train or test")
+    if spec.startswith(TRANSFER_SET):  # rows of other sets, each loaded here
+        from ..curation.transfer_sets import load_images
+
+        return load_images(spec.removeprefix(TRANSFER_SET), split, lambda source, at: load_dataset(
+            source, "train", shape=at, progress=progress, prepare_missing=prepare_missing), shape)
     if is_collection(spec):
         return load_collection(spec, split, shape=shape, image_size=image_size, progress=progress,
                                prepare_missing=prepare_missing, need_labels=need_labels)
@@ -49,7 +56,12 @@ def load_dataset(spec: str, split: str, *, shape: tuple[int, int, int] | None = 
 
 def check_dataset_path(spec: str) -> None:
     """What can be checked without loading: a ``folder:PATH`` exists and is a kind of source a
-    collection can be read from. (A named dataset may still be downloaded when it runs.)"""
+    collection can be read from, a ``subset:NAME`` is saved. (A named dataset may still be
+    downloaded when it runs.)"""
+    if spec.startswith(TRANSFER_SET):
+        from ..curation.transfer_sets import load
+
+        load(spec.removeprefix(TRANSFER_SET))
     if spec.startswith("folder:"):
         path = Path(spec.removeprefix("folder:")).expanduser()
         if not path.exists():

@@ -61,10 +61,11 @@ st.write(f"**{len(probs):,}** unlabeled images ({config.unlabeled}), soft labels
 labels = data.unlabeled_labels
 has_labels = labels is not None and bool(unl_classes)
 
-scores_tab, gallery_tab, strategy_tab, coverage_tab, neighbours_tab = st.tabs(
-    ["Scores", "Class gallery", "Strategies", "Coverage and affinity", "Ambiguous and neighbours"])
 
-with scores_tab:
+# Each tab's widgets rerun only its own fragment: moving a filter slider does not redraw the
+# galleries, and picking a neighbour does not resend the 60,000-row scores table.
+@st.fragment
+def scores_section() -> None:
     st.caption(f"Every unlabeled image under the {role}; click a column header to sort. The "
                f"out-of-distribution scores come from the logits alone: energy (higher = further from "
                f"{config.labeled}) and max-logit (lower = further)."
@@ -84,7 +85,9 @@ with scores_tab:
     save_form("save_filter", session, kept["index"].to_numpy(), role, "score filter",
               f"{chosen_filter.describe()} ({len(kept):,} of {len(scores):,})")
 
-with gallery_tab:
+
+@st.fragment
+def gallery_section() -> None:
     taught = scores["teaches"].value_counts()
     c1, c2 = st.columns(2)
     klass = c1.selectbox("class taught", classes, format_func=lambda c: f"{c} ({taught[c]:,} images)")
@@ -114,7 +117,9 @@ with gallery_tab:
         right.image(image_grid(torch.from_numpy(session.images("unlabeled", rows)), columns=per_class),
                     clamp=True, caption=", ".join(dict.fromkeys(true)) if true else None)
 
-with strategy_tab:
+
+@st.fragment
+def strategy_section() -> None:
     st.caption(f"Pick a transfer set from the {role}'s soft labels at T=1 alone (no label is read).")
     c1, c2, c3 = st.columns([2, 1, 1])
     strategy = c1.selectbox("strategy", list(STRATEGIES), format_func=lambda s: STRATEGIES[s].label)
@@ -125,17 +130,18 @@ with strategy_tab:
         rows = strategy_rows(path, checkpoint, role, strategy, budget, seed, softmax(logits, 1.0))
     except UserError as err:
         st.error(str(err))
-    else:
-        picked = scores.iloc[rows]
-        share = picked["teaches"].value_counts().reindex(classes, fill_value=0)
-        st.write(f"**{len(rows):,}** of {len(scores):,} images; mean confidence "
-                 f"{picked['confidence'].mean():.3f} (all: {scores['confidence'].mean():.3f}); "
-                 "images per class taught:")
-        st.bar_chart(share.rename("images"), height=220)
-        save_form("save_strategy", session, rows, role, "strategy",
-                  f"{STRATEGIES[strategy].label}, budget {budget:,} of {len(scores):,}, seed {seed}")
+        return
+    picked = scores.iloc[rows]
+    share = picked["teaches"].value_counts().reindex(classes, fill_value=0)
+    st.write(f"**{len(rows):,}** of {len(scores):,} images; mean confidence "
+             f"{picked['confidence'].mean():.3f} (all: {scores['confidence'].mean():.3f}); "
+             "images per class taught:")
+    st.bar_chart(share.rename("images"), height=220)
+    save_form("save_strategy", session, rows, role, "strategy",
+              f"{STRATEGIES[strategy].label}, budget {budget:,} of {len(scores):,}, seed {seed}")
 
-with coverage_tab:
+
+def coverage_section() -> None:
     coverage = class_coverage(probs, classes)
     uniform = 1 / len(classes)
     scarce = coverage[coverage["predicted_share"] < uniform / 2]["class"].tolist()
@@ -166,7 +172,9 @@ with coverage_tab:
         st.info(f"{config.unlabeled} has no labels, so there is no affinity between its classes and "
                 f"{config.labeled}'s.")
 
-with neighbours_tab:
+
+@st.fragment
+def neighbours_section() -> None:
     st.subheader("Most ambiguous unlabeled images")
     ambiguous = most_ambiguous(probs, 24)
     ambiguous_images = session.images("unlabeled", ambiguous)
@@ -196,3 +204,17 @@ with neighbours_tab:
                  for img, p in zip(session.images("labeled", near), pool_probs, strict=True)],
                 caption=[f"{classes[int(data.test_y[i])]} · d={d:.2f}"
                          for i, d in zip(near, dist, strict=True)], width=150)
+
+
+scores_tab, gallery_tab, strategy_tab, coverage_tab, neighbours_tab = st.tabs(
+    ["Scores", "Class gallery", "Strategies", "Coverage and affinity", "Ambiguous and neighbours"])
+with scores_tab:
+    scores_section()
+with gallery_tab:
+    gallery_section()
+with strategy_tab:
+    strategy_section()
+with coverage_tab:
+    coverage_section()
+with neighbours_tab:
+    neighbours_section()

@@ -13,6 +13,7 @@ page = st.navigation([
     st.Page("ui/runs.py", title="Runs", icon="📈", url_path="Runs"),
     st.Page("ui/embeddings.py", title="Embeddings", icon="🗺️", url_path="Embeddings"),
     st.Page("ui/unlabeled.py", title="Unlabeled explorer", icon="🔎", url_path="Unlabeled"),
+    st.Page("ui/extraction.py", title="Model extraction", icon="🧲", url_path="Extraction"),
     st.Page("ui/datasets.py", title="Datasets", icon="🗂️", url_path="Datasets"),
  ])
 try:

@@ -43,7 +43,7 @@ def finished_run(store: RunStore, **overrides) -> str:
     return run_id
 
 
-def test_app_routes_to_the_six_pages_at_their_urls(isolated_env, monkeypatch):
+def test_app_routes_to_the_seven_pages_at_their_urls(isolated_env, monkeypatch):
     routed = []
     navigation = st.navigation
     monkeypatch.setattr(st, "navigation", lambda pages, **kw: routed.append(pages) or navigation(pages, **kw))
@@ -51,8 +51,9 @@ def test_app_routes_to_the_six_pages_at_their_urls(isolated_env, monkeypatch):
     assert not at.exception
     [pages] = routed
     assert [p.title for p in pages] == ["Home", "Launch", "Runs", "Embeddings", "Unlabeled explorer",
-                                        "Datasets"]
-    assert [p.url_path for p in pages] == ["", "Launch", "Runs", "Embeddings", "Unlabeled", "Datasets"]
+                                        "Model extraction", "Datasets"]
+    assert [p.url_path for p in pages] == ["", "Launch", "Runs", "Embeddings", "Unlabeled", "Extraction",
+                                           "Datasets"]
     assert "Set up your own run" in [link.value for link in at.get("page_link")]  # ui/launch.py resolved
 
 

@@ -14,6 +14,7 @@ page = st.navigation([
     st.Page("ui/embeddings.py", title="Embeddings", icon="🗺️", url_path="Embeddings"),
     st.Page("ui/unlabeled.py", title="Unlabeled explorer", icon="🔎", url_path="Unlabeled"),
     st.Page("ui/extraction.py", title="Model extraction", icon="🧲", url_path="Extraction"),
+    st.Page("ui/studies.py", title="Studies", icon="🧪", url_path="Studies"),
     st.Page("ui/datasets.py", title="Datasets", icon="🗂️", url_path="Datasets"),
  ])
 try:

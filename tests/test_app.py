@@ -43,7 +43,7 @@ def finished_run(store: RunStore, **overrides) -> str:
     return run_id
 
 
-def test_app_routes_to_the_seven_pages_at_their_urls(isolated_env, monkeypatch):
+def test_app_routes_to_the_eight_pages_at_their_urls(isolated_env, monkeypatch):
     routed = []
     navigation = st.navigation
     monkeypatch.setattr(st, "navigation", lambda pages, **kw: routed.append(pages) or navigation(pages, **kw))
@@ -51,9 +51,9 @@ def test_app_routes_to_the_seven_pages_at_their_urls(isolated_env, monkeypatch):
     assert not at.exception
     [pages] = routed
     assert [p.title for p in pages] == ["Home", "Launch", "Runs", "Embeddings", "Unlabeled explorer",
-                                        "Model extraction", "Datasets"]
+                                        "Model extraction", "Studies", "Datasets"]
     assert [p.url_path for p in pages] == ["", "Launch", "Runs", "Embeddings", "Unlabeled", "Extraction",
-                                           "Datasets"]
+                                           "Studies", "Datasets"]
     assert "Set up your own run" in [link.value for link in at.get("page_link")]  # ui/launch.py resolved
 
 

@@ -9,7 +9,7 @@ from bdcore.embeddings import ExploreSession
 from bdcore.store import RunStore
 
 from embeddings_helpers import make_finished_run
-from test_app import by_label, page
+from test_app import by_label, no_workers, page  # noqa: F401 (no_workers: a fixture, used by name)
 
 
 @pytest.fixture
@@ -48,6 +48,7 @@ def test_unlabeled_page_shows_scores_galleries_coverage_affinity_and_neighbours(
     assert not at.exception
 
 
+@pytest.mark.usefixtures("no_workers")
 def test_score_filters_narrow_the_table_and_save_it_as_a_transfer_set(tiny_run):
     at = page("ui/unlabeled.py").run()
     everything = scores_table(at)
@@ -61,12 +62,14 @@ def test_score_filters_narrow_the_table_and_save_it_as_a_transfer_set(tiny_run):
     save(at, "save_filter", "filtered")
     assert not at.exception and not at.error
     assert "subset:filtered" in at.success[0].value
-    assert at.session_state["relaunch_transfer_set"] == "filtered"
-    assert any(link.label == "Launch a run on subset:filtered" for link in at.get("page_link"))
     [ts] = list_transfer_sets()
     assert (ts.name, ts.size) == ("filtered", len(kept))
     assert ts.provenance["how"] == "score filter" and ts.provenance["model"] == "teacher"
     assert "0.2 <= confidence <= 1" in ts.provenance["details"]
+    by_label(at.button, "Relaunch its run on subset:filtered").click().run()  # one click: the child run
+    assert not at.exception and any("launched in the background" in s.value for s in at.success)
+    [child] = [r for r in RunStore().list() if r.config.unlabeled == "subset:filtered"]
+    assert child.config.teacher == RunStore().get(tiny_run[0]).config.teacher
 
     save(at, "save_filter", "filtered")  # the same name again: a plain error, no traceback
     assert not at.exception and "exists already" in at.error[0].value

@@ -3,7 +3,6 @@ group, cancelling and resuming the group, the views over seeds, the exports, the
 import json
 
 import pytest
-from streamlit.testing.v1 import AppTest
 
 from bdcore import studies
 from bdcore.cli import main
@@ -11,7 +10,7 @@ from bdcore.store import RunStore, Status
 from bdcore.studies import StudyError, StudySpec
 from bdcore.study_views import best, matrix, over_seeds, runs_frame, to_latex
 
-from test_app import ROOT, no_workers  # noqa: F401 (no_workers: a fixture, used by name)
+from test_app import no_workers, page  # noqa: F401 (no_workers: a fixture, used by name)
 
 pytestmark = pytest.mark.usefixtures("no_workers")
 
@@ -124,7 +123,7 @@ def test_study_cli_launches_lists_shows_and_exports(tiny_data, capsys, tmp_path)
 
 
 def test_studies_page_launches_a_matrix_and_shows_its_heatmap(tiny_data):
-    at = AppTest.from_file(str(ROOT / "ui" / "studies.py"), default_timeout=60).run()
+    at = page("ui/studies.py").run()
     assert not at.exception and "No studies yet" in at.info[0].value
     at.text_input[0].input("grid")
     at.multiselect[0].set_value(["mlp", "cnn"])
@@ -168,7 +167,7 @@ def test_runs_differing_only_in_seed_are_grouped_with_mean_and_std(tiny_data):
     assert len(groups) == 2 and set(groups["seeds"]) == {"1, 0"}
     assert sorted(groups["blind mean"]) == pytest.approx([0.6, 0.8])
     assert sorted(groups["blind std"]) == pytest.approx([0.0, 0.1414], abs=1e-4)
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run().switch_page("ui/runs.py").run()
+    at = page("ui/runs.py").run()
     assert not at.exception and any("differ only in seed" in e.label for e in at.expander)
 
 
@@ -216,6 +215,6 @@ def test_several_ks_per_run_give_accuracy_against_k(tiny_data):
     means = over_seeds(long.assign(k=long["k"].astype(str)), ["seed", "k"])
     assert means["k"].tolist() == ["5", "10", "all"]
     assert means["fine-tune acc mean"].tolist() == pytest.approx([0.91, 0.94, 0.97])
-    at = AppTest.from_file(str(ROOT / "ui" / "studies.py"), default_timeout=60).run()
+    at = page("ui/studies.py").run()
     titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in at.get("plotly_chart")]
     assert not at.exception and any(t.startswith("fine-tune acc against k") for t in titles)

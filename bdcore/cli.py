@@ -1,9 +1,11 @@
-"""`python -m bdcore ...`: run experiments, list datasets, reproduce the paper's tables."""
+"""`python -m bdcore ...`: run experiments, list datasets, reproduce the paper's tables, queue
+runs (jobs), curate transfer sets (subsets) and launch studies of many runs (study)."""
 from __future__ import annotations
 
 import argparse
 import errno
 import json
+import os
 import sys
 import time
 from typing import NoReturn
@@ -13,6 +15,8 @@ from tqdm import tqdm
 from .cli_datasets import add_datasets_parser
 from .cli_jobs import add_jobs_parser
 from .cli_options import add_config_options, config_from_args, writable_folder
+from .cli_studies import add_study_parser
+from .cli_subsets import add_subsets_parser
 from .device import resolve_device
 from .errors import ConfigError, UserError
 from .experiment import EventKind, ExperimentResult, RunEvent, run_experiment
@@ -98,6 +102,8 @@ def _runs_root(args: argparse.Namespace) -> RunsRoot:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.runs_dir is not None:  # the transfer sets a run may train on (subset:NAME) live there too
+        os.environ["BD_RUNS_DIR"] = args.runs_dir
     # settings, device and runs folder are checked before run_experiment creates the run folder
     config = config_from_args(args).validate()
     check_device(config.device)
@@ -117,19 +123,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     check_device(args.device)
     check_table_data(args.table)  # before the runs folder is made: missing data leaves nothing behind
+    if args.seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     root = _runs_root(args)
     progress = ProgressBar(enabled=not args.json)
     start = time.perf_counter()
+    by_seed = []
     try:
-        rows = run_table(args.table, seed=args.seed, device=args.device, root=root,
-                         on_epoch=progress.epoch, on_event=progress.event,
-                         on_row=None if args.json else lambda r: tqdm.write(r.headline(), file=sys.stderr))
+        for seed in range(args.seed, args.seed + args.seeds):
+            by_seed.append(run_table(
+                args.table, seed=seed, device=args.device, root=root, on_epoch=progress.epoch,
+                on_event=progress.event,
+                on_row=None if args.json else lambda r, s=seed: tqdm.write(f"seed {s}: {r.headline()}",
+                                                                           file=sys.stderr)))
     finally:
         progress.close()
+    table, wall = TABLES[args.table], time.perf_counter() - start
     if args.json:
-        print(json.dumps([r.to_dict() for r in rows]))
+        print(json.dumps([{**r.to_dict(), "seed": seed}
+                          for seed, rows in enumerate(by_seed, start=args.seed) for r in rows]))
+    elif args.seeds == 1:
+        print(table.format(by_seed[0], wall))
     else:
-        print(TABLES[args.table].format(rows, time.perf_counter() - start))
+        print(table.format_seeds(by_seed, wall))
     return 0
 
 
@@ -163,12 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
                                            "Every dataset it needs is looked for first.")
     reproduce.add_argument("table", choices=sorted(TABLES), help="which table")
     reproduce.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    reproduce.add_argument("--seeds", type=int, default=1,
+                           help="run the table with this many seeds (--seed, --seed+1, ...) and print "
+                                "each figure as mean +- std (default: %(default)s)")
     reproduce.add_argument("--device", default="auto", help="auto, cuda, mps or cpu (default: %(default)s)")
     reproduce.add_argument("--runs-dir", default=None, help=RUNS_DIR_HELP)
     reproduce.add_argument("--json", action="store_true", help="print a JSON list, one object per row")
     reproduce.set_defaults(func=cmd_reproduce)
 
     add_jobs_parser(sub)
+    add_subsets_parser(sub)
+    add_study_parser(sub)
     return parser
 
 

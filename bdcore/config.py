@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from .augment import AUGMENT_KINDS, MAX_AUGMENT_STRENGTH
-from .data import DATASETS, PairSpec
+from .data import DATASETS, TRANSFER_SET, PairSpec
 from .device import DEVICES
 from .errors import ConfigError
 from .models import MODELS
@@ -56,7 +56,7 @@ class ExperimentConfig:
     The defaults are the ones that reproduce the paper's Table 1 (see docs/results.md)."""
     labeled: str = _field("mnist", f"labeled dataset: {', '.join(DATASETS)} or folder:PATH")
     unlabeled: str = _field("fashion-mnist", "unlabeled dataset (its labels are never used in "
-                            "training); same choices")
+                            "training); same choices, or a saved transfer set subset:NAME")
     teacher: str = _field("cnn", f"teacher architecture: {', '.join(MODELS)}")
     student: str = _field("cnn", "student architecture; same choices")
     temperature: float = _field(20.0, "distillation temperature T of the blind stage (loss scaled by T^2)")
@@ -114,9 +114,13 @@ class ExperimentConfig:
         problems = []
         for name in ("labeled", "unlabeled"):
             value = getattr(self, name)
-            if value not in DATASETS and not (value.startswith("folder:") and len(value) > 7):
-                problems.append(f"{name}: unknown dataset {value!r} (choose {', '.join(DATASETS)} "
-                                "or folder:PATH)")
+            if value.startswith(TRANSFER_SET) and name == "labeled":
+                problems.append(f"labeled: {value} is a transfer set, which is unlabeled: use it as the "
+                                "unlabeled set")
+            elif value not in DATASETS and not (value.startswith(("folder:", TRANSFER_SET))
+                                                and len(value) > len(TRANSFER_SET)):
+                problems.append(f"{name}: unknown dataset {value!r} (choose {', '.join(DATASETS)}, "
+                                "folder:PATH or, unlabeled, a saved transfer set subset:NAME)")
         for name in ("teacher", "student"):
             if getattr(self, name) not in MODELS:
                 problems.append(f"{name}: unknown model {getattr(self, name)!r} "

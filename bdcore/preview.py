@@ -3,15 +3,16 @@ image collection is never decoded whole here (the app server would hold it): a p
 a handful of its images; preparing it for training happens in the run's worker process."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 
+from .curation import transfer_sets
 from .data import load_dataset
 from .data.collection import SkippedImage, decode, open_collection
 from .data.collection_sets import collection_shape, collection_source
-from .data.registry import is_collection
+from .data.registry import TRANSFER_SET, is_collection
 from .errors import UserError
 
 
@@ -66,6 +67,12 @@ def preview_dataset(name: str, count: int = 32, seed: int = 0) -> Preview:
     try:
         if is_collection(name):
             return _preview_collection(name, count, seed)
+        if name.startswith(TRANSFER_SET):
+            ts = transfer_sets.load(name.removeprefix(TRANSFER_SET))
+            if any(is_collection(p.source) for p in ts.parts):  # never decoded whole in the app server
+                shown = _preview_collection(ts.parts[0].source, count, seed)
+                return replace(shown, name=name, size=ts.size, classes=None,
+                               source=f"{ts.describe()}; pictured: images of {ts.parts[0].source}")
         data = load_dataset(name, "train")
     except UserError as err:
         return Preview(name, False, None, str(err))

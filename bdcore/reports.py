@@ -1,6 +1,10 @@
 """Tables and plotly figures of runs, for the app's Runs page (no UI code here)."""
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import asdict
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -98,4 +102,50 @@ def runs_table(records: list[RunRecord]) -> pd.DataFrame:
                      **{f"fine-tune k={k}": _percent(tuned.get(k)) for k in ks},
                      "seconds": f"{sum(final['seconds'].values()):.0f}" if final.get("seconds") else "",
                      "note": r.error or r.message or ""})
+    return pd.DataFrame(rows)
+
+
+def final_figures(record: RunRecord) -> dict[str, float | None]:
+    """A run's final accuracies by stage: teacher, blind, then "fine-tune k=..." for each k."""
+    final = record.final or {}
+    return {"teacher": final.get("teacher_acc"), "blind": final.get("blind_acc"),
+            **{f"fine-tune k={k}": acc for k, acc in (final.get("finetune_acc") or {}).items()}}
+
+
+def parent_child_frame(parent: RunRecord, child: RunRecord) -> pd.DataFrame:
+    """A run relaunched on a transfer set beside the run the set came from: each final accuracy
+    of either, and the change in points ("" until both are known)."""
+    mine, theirs = final_figures(child), final_figures(parent)
+    rows = []
+    for stage in dict.fromkeys([*theirs, *mine]):
+        a, b = theirs.get(stage), mine.get(stage)
+        rows.append({"stage": stage, "parent": a, "this run": b,
+                     "change": None if a is None or b is None else 100 * (b - a)})
+    return pd.DataFrame(rows)
+
+
+def seed_group_key(config: ExperimentConfig) -> str:
+    """Runs whose configs differ only in their seed share this key."""
+    settings = {**asdict(config), "seed": None}
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def seed_groups(records: list[RunRecord]) -> pd.DataFrame:
+    """Finished runs that differ only in seed, one row per group: how many seeds, and each final
+    accuracy's mean and sample std over them (std blank for one seed)."""
+    groups: dict[str, list[RunRecord]] = {}
+    for r in records:
+        if r.final:
+            groups.setdefault(seed_group_key(r.config), []).append(r)
+    rows = []
+    for members in groups.values():
+        first = members[0]
+        row = {"runs": run_label(first.id, first.config).split(" ", 1)[-1],
+               "seeds": ", ".join(str(m.config.seed) for m in members)}
+        figures = pd.DataFrame([final_figures(m) for m in members])
+        for stage in figures.columns:
+            values = pd.to_numeric(figures[stage], errors="coerce")
+            row[f"{stage} mean"] = values.mean()
+            row[f"{stage} std"] = values.std() if len(values.dropna()) > 1 else None
+        rows.append(row)
     return pd.DataFrame(rows)

@@ -110,6 +110,42 @@ class Table:
         return "\n".join(lines)
 
 
+    def format_seeds(self, by_seed: list[list[RowResult]], wall_seconds: float | None = None) -> str:
+        """Each figure as mean +- std over the seeds (``by_seed``: one table's rows per seed),
+        beside the paper; 'ok' when every mean the paper has a figure for matches or beats it."""
+        columns = [(TEACHER, "teacher", 26), (BLIND, "blind", 26),
+                   *((k, f"fine-tune ({k})", 26) for k in self.finetune_ks)]
+        header = f"{'teacher -> student':<20}" + "".join(f"{label:>{w}}" for _, label, w in columns) + "  ok"
+        lines = [f"{self.title}, mean +- std over {len(by_seed)} seeds", "", header, "-" * (len(header) + 2)]
+        for i, row in enumerate(self.rows):
+            runs = [results[i] for results in by_seed]
+            means = {key: mean_std([r.measured[key] for r in runs if key in r.measured])
+                     for key, _, _ in columns}
+            cells = "".join(f"{_seed_cell(means[key], row.paper.get(key)):>{w}}" for key, _, w in columns)
+            # a mean equal to the paper's figure may differ from it in the last bit of its float sum
+            ok = all(means[k] is not None and means[k][0] >= v - 1e-9 for k, v in row.paper.items())
+            name = f"{row.teacher.upper()} -> {row.student.upper()}"
+            lines.append(f"{name:<20}{cells}  {'yes' if ok else 'NO'}")
+        lines += ["", "mean +- sample std (paper); 'ok' = every mean matches or beats the paper"]
+        if wall_seconds is not None:
+            lines.append(f"wall time {wall_seconds:.0f} s for {len(by_seed)} seeds")
+        return "\n".join(lines)
+
+
+def mean_std(values: list[float]) -> tuple[float, float] | None:
+    """Mean and sample standard deviation (0 for one value); None for none."""
+    if not values:
+        return None
+    mean = sum(values) / len(values)
+    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
+    return mean, var ** 0.5
+
+
+def _seed_cell(stats: tuple[float, float] | None, paper: float | None) -> str:
+    measured = NO_FIGURE if stats is None else f"{stats[0]:.2%} +- {stats[1]:.2%}"
+    return f"{measured} ({NO_FIGURE if paper is None else f'{paper:.2%}'})"
+
+
 def _cell(r: RowResult, key: str) -> str:
     """"measured (paper)" for one figure of a row, with NO_FIGURE where either has none."""
     measured = f"{r.measured[key]:.2%}" if key in r.measured else NO_FIGURE

@@ -163,6 +163,10 @@ class RunsRoot:
         """One saved transfer set's folder: its manifest and the indices it keeps."""
         return self.transfer_sets / name
 
+    def study(self, name: str) -> Path:
+        """A study's file: its spec and the ids of its runs (bdcore/studies.py)."""
+        return self.path / "studies" / f"{name}.json"
+
 
 class RunDir:
     CONFIG = "config.json"

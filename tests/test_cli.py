@@ -7,7 +7,7 @@ import pytest
 import bdcore.cli as cli
 from bdcore.cli import main
 from bdcore.config import ExperimentConfig
-from bdcore.experiment import run_experiment
+from bdcore.experiment import ExperimentResult, run_experiment
 from bdcore.reproduce import TABLE1, RowResult
 
 TINY_ARGS = ["--teacher", "mlp", "--student", "mlp", "--teacher-epochs", "1", "--blind-epochs", "1",
@@ -80,3 +80,26 @@ def test_reproduce_json_lists_rows_with_paper_figures(tiny_data, monkeypatch, ca
     assert main(["reproduce", "table1"]) == 0
     out = capsys.readouterr().out
     assert "Table 1" in out and re.search(r"wall time \d+ s for the whole table", out)
+
+
+def test_reproduce_with_seeds_prints_mean_and_std_beside_the_paper(tiny_data, monkeypatch, capsys):
+    """--seeds 3 runs the table once per seed and prints each figure's mean +- sample std."""
+    seeds = []
+
+    def fake_table(name, seed, **kwargs):
+        seeds.append(seed)
+        rows = []
+        for r in TABLE1.rows:
+            blind = r.paper["blind"] + (seed - 11) / 100  # seeds 10, 11, 12: paper -1, 0, +1 points
+            result = ExperimentResult(r.paper["teacher"], blind, {"all": r.paper["all"]}, {}, False, "cpu",
+                                      seed, "")
+            rows.append(RowResult(r.teacher, r.student, r.paper, result))
+        return rows
+
+    monkeypatch.setattr(cli, "run_table", fake_table)
+    assert main(["reproduce", "table1", "--seed", "10", "--seeds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert seeds == [10, 11, 12] and "mean +- std over 3 seeds" in out
+    assert "96.20% +- 1.00% (96.20%)" in out and out.count(" yes") == 4
+    assert main(["reproduce", "table1", "--seeds", "0"]) == 2
+    assert "--seeds must be at least 1" in capsys.readouterr().err

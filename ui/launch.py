@@ -9,6 +9,7 @@ from streamlit.delta_generator import DeltaGenerator
 
 from bdcore.augment import AUGMENT_KINDS
 from bdcore.config import MAX_IMAGE_SIZE, ExperimentConfig, field_help
+from bdcore.curation.transfer_sets import list_transfer_sets
 from bdcore.data import DATASETS
 from bdcore.device import available_devices
 from bdcore.errors import UserError
@@ -36,6 +37,7 @@ preset = st.radio("start from", list(PRESETS), index=list(PRESETS).index(DEFAULT
 defaults = preset_config(preset)  # the form's starting values (widgets without keys follow them)
 chosen: dict[str, Any] = {}  # config field -> the form's value
 uploaded = {f"{UPLOADED}{name}": upload_spec(name) for name in upload_names()}  # picker label -> spec
+saved_sets = {f"transfer set: {ts.name} ({ts.size:,})": ts.spec for ts in list_transfer_sets()}  # likewise
 
 
 @st.cache_data(show_spinner="Loading a preview...", max_entries=32)
@@ -57,9 +59,10 @@ def dataset_picker(column: DeltaGenerator, role: str) -> str:
     """The name of the ``role`` ("labeled" or "unlabeled") dataset, shown with a preview; "" until
     a custom folder is given."""
     with column:
-        choice = st.selectbox(f"{role} dataset", [*DATASETS, *uploaded, CUSTOM], key=f"{role}_choice",
+        named = {**uploaded, **(saved_sets if role == "unlabeled" else {})}  # a transfer set is unlabeled
+        choice = st.selectbox(f"{role} dataset", [*DATASETS, *named, CUSTOM], key=f"{role}_choice",
                               index=list(DATASETS).index(getattr(defaults, role)), help=field_help(role))
-        name = uploaded.get(choice, choice)
+        name = named.get(choice, choice)
         if choice == CUSTOM:
             path = st.text_input(f"{role} folder path", key=f"{role}_folder",
                                  help="on the server: a folder (class sub-folders = labels, none = "

@@ -4,8 +4,9 @@ when something did, so watching a run costs the machine almost nothing between e
 import streamlit as st
 
 from bdcore import jobs
+from bdcore.curation.loop import parent_run
 from bdcore.errors import UserError
-from bdcore.reports import run_label, runs_table, summary_frame
+from bdcore.reports import parent_child_frame, run_label, runs_table, seed_groups, summary_frame
 from bdcore.store import ACTIVE, RESUMABLE, RunRecord
 from ui.launching import launched_runs
 from ui.resources import curves_chart, curves_data, housekeeper, run_store
@@ -38,6 +39,9 @@ def follow_new_runs(records: list[RunRecord]) -> None:
     followed = st.session_state.setdefault("followed_launches", set())
     launched = [i for i in launched_runs() if i not in followed]  # each once: the user may drop it
     followed.update(launched)
+    by_id = {r.id: r for r in records}
+    parents = [parent_run(by_id[i].config) for i in launched if i in by_id]  # a relaunch is shown beside
+    launched += [p for p in parents if p]  # the run it came from
     # the widget's value; after a visit to another page (Streamlit then drops it) a copy of it
     compare = st.session_state.get("compare", st.session_state.get("compare_kept", []))
     if seen is None:  # first visit in this session
@@ -54,6 +58,12 @@ def runs_overview(records: list[RunRecord]) -> None:
                                                     format="percent", width="small"),
         "run": st.column_config.TextColumn("run", width="medium"),
         "note": st.column_config.TextColumn("note", width="medium")})
+    groups = seed_groups(records)
+    if len(groups) and (groups["seeds"].str.contains(",")).any():  # some settings ran with several seeds
+        with st.expander("Runs that differ only in seed, grouped (mean and std over seeds)"):
+            st.dataframe(groups, hide_index=True, column_config={
+                c: st.column_config.NumberColumn(c, format="percent") for c in groups.columns
+                if c.endswith((" mean", " std"))})
     active = sum(r.status in ACTIVE for r in records)
     st.caption(f"{len(records)} run{'s' * (len(records) != 1)}, {active} queued or running; checked for "
                f"changes every {refresh_s} s")
@@ -108,6 +118,28 @@ def actions(records: list[RunRecord]) -> None:
         st.caption(record.message)
     for note in (record.final or {}).get("notes", []):  # demo subsets, skipped files, streamed sets
         st.info(note)
+    compare_with_parent(record, by_id)
+
+
+
+def compare_with_parent(record: RunRecord, by_id: dict[str, RunRecord]) -> None:
+    """A run relaunched on a transfer set, beside the run the set was saved from: final accuracies
+    side by side, and both runs' curves on one click."""
+    parent = by_id.get(parent_run(record.config) or "")
+    if parent is None:
+        return
+    limit = parent.config.unlabeled_limit
+    st.markdown(f"**Relaunched on {record.config.unlabeled}** from run {parent.id}, which trained on "
+                f"{parent.config.unlabeled}" + (f" (at most {limit:,} images)" if limit else "") + ":")
+    st.dataframe(parent_child_frame(parent, record), hide_index=True, column_config={
+        "parent": st.column_config.NumberColumn("parent", format="percent"),
+        "this run": st.column_config.NumberColumn("this run", format="percent"),
+        "change": st.column_config.NumberColumn("change (points)", format="%+.2f")})
+
+    def show_both() -> None:  # a callback: it may set the multiselect's value before it is drawn
+        st.session_state["compare"] = [parent.id, record.id]
+
+    st.button("Compare their curves", on_click=show_both, key="compare_parent")
 
 
 redraw_on_change()

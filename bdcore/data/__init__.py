@@ -8,7 +8,8 @@ from importlib import import_module
 _WHERE = {
     "CollectionError": "collection", "CorruptFileError": "idx", "ImageSet": "imageset",
     "PairSpec": "loading", "load_pair": "loading", "PairedData": "pairing", "pair_datasets": "pairing",
-    "DATASETS": "registry", "check_dataset_path": "registry", "load_dataset": "registry",
+    "DATASETS": "registry", "TRANSFER_SET": "registry", "check_dataset_path": "registry",
+    "load_dataset": "registry",
     "locate_dataset": "registry", "DatasetNotFoundError": "sources", "data_dir": "sources",
 }
 __all__ = sorted(_WHERE)

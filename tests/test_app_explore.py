@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from bdcore.embeddings import SampleSpec
 from bdcore.models import build_model
 from bdcore.runs import RunDir, save_weights
 from bdcore.store import RunStore
@@ -63,6 +64,11 @@ def test_sample_sizes_of_zero_embed_the_whole_sets(tiny_run):
     assert "300 points" in figure["layout"]["title"]["text"]
 
 
+def selection_of(tiny_run: tuple, role: str, rows: list[int]) -> dict:
+    """The page's kept selection: ``rows`` of the first view's samples (all 300 tiny ones)."""
+    return {"role": role, "rows": rows, "samples": f"{tiny_run[0]} {SampleSpec(100, 200, 0)}"}
+
+
 def _selected(figure: dict) -> set[int]:
     return {int(t["customdata"][i][0]) for t in figure["data"] for i in t.get("selectedpoints") or []}
 
@@ -71,7 +77,7 @@ def test_a_selection_in_one_chart_is_highlighted_in_the_other_and_shown(tiny_run
     at = page("ui/embeddings.py").run()
     at.multiselect[0].set_value(["teacher", "blind"])
     at.button[0].click().run()
-    at.session_state["embed_selection"] = {"role": "teacher", "rows": [0, 5, 150]}
+    at.session_state["embed_selection"] = selection_of(tiny_run, "teacher", [0, 5, 150])
     at.run()
     assert not at.exception and not at.error
     teacher, student = figures(at)
@@ -93,7 +99,7 @@ def test_clicking_one_point_shows_its_image_and_each_models_soft_label(tiny_run)
     at = page("ui/embeddings.py").run()
     at.multiselect[0].set_value(["teacher", "blind"])
     at.button[0].click().run()
-    at.session_state["embed_selection"] = {"role": "blind", "rows": [7]}
+    at.session_state["embed_selection"] = selection_of(tiny_run, "blind", [7])
     at.run()
     assert not at.exception and not at.error
     captions = [i.caption for element in at.get("imgs") for i in element.proto.imgs]
@@ -110,12 +116,12 @@ def test_a_selection_is_saved_as_a_named_transfer_set(tiny_run, monkeypatch):
         saved.update(rows=sorted(map(int, rows)), name=name, provenance=provenance)
         return Saved()
 
-    monkeypatch.setattr("bdcore.curation.transfer_sets.save_from_run", fake_save)
     monkeypatch.setattr("ui.embedding_panels.save_from_run", fake_save)
     at = page("ui/embeddings.py").run()
-    at.session_state["embed_selection"] = {"role": "teacher", "rows": [0, 150, 160]}  # 1 labeled, 2 unlabeled
+    # rows 0-99 are the labeled test images, 100-299 the unlabeled ones: 1 labeled, 2 unlabeled
+    at.session_state["embed_selection"] = selection_of(tiny_run, "teacher", [0, 150, 160])
     at.run()
-    at.text_input[0].input("picked")
+    at.text_input(key="transfer_set_name").input("picked")
     next(b for b in at.button if b.label == "Save transfer set").click().run()
     assert not at.exception and not at.error
     assert saved["name"] == "picked" and len(saved["rows"]) == 2
@@ -125,7 +131,7 @@ def test_a_selection_is_saved_as_a_named_transfer_set(tiny_run, monkeypatch):
 
 def test_a_bad_transfer_set_name_is_refused_in_plain_words(tiny_run):
     at = page("ui/embeddings.py").run()
-    at.session_state["embed_selection"] = {"role": "teacher", "rows": [150]}
+    at.session_state["embed_selection"] = selection_of(tiny_run, "teacher", [150])
     at.run()
     next(b for b in at.button if b.label == "Save transfer set").click().run()  # no name
     assert not at.exception
@@ -144,7 +150,7 @@ def test_the_blind_stage_replays_on_one_layout(tiny_run):
     assert not at.exception and not at.error
     assert len(figures(at)) == 2  # the teacher and the replayed student
     assert "blind epoch 2" in figures(at)[1]["layout"]["title"]["text"]
-    at.select_slider[0].set_value("1").run()
+    at.select_slider[0].set_value(1).run()
     assert not at.exception and "blind epoch 1" in figures(at)[1]["layout"]["title"]["text"]
 
 

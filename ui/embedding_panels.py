@@ -11,25 +11,34 @@ from bdcore.curation.transfer_sets import TransferSetError, save_from_run
 from bdcore.embeddings import Embedding, ExploreSession, softmax
 from bdcore.embeddings.figures import soft_label_tile
 
-SELECTION = "embed_selection"  # {"role": the chart it was made in, "rows": frame rows}
+SELECTION = "embed_selection"  # {"role": the chart it was made in, "rows": frame rows, "samples": ...}
 LOCATE = "embed_locate"  # the sample a gallery image asked to locate: "labeled #12"
 MAX_TILES = 48
 
 
-def selection() -> tuple[str | None, list[int]]:
-    """The chart the current selection was made in, and its frame rows."""
+def selection(samples: str) -> tuple[str | None, list[int]]:
+    """The chart the current selection was made in, and its frame rows; none if it was made on
+    other samples (``samples``: the run and sample spec the charts show)."""
     chosen = st.session_state.get(SELECTION) or {}
-    return chosen.get("role"), list(chosen.get("rows", []))
+    if chosen.get("samples") != samples:
+        return None, []
+    return chosen["role"], list(chosen["rows"])
 
 
-def record(role: str, event) -> None:
-    """Keep a chart's new box / lasso / click selection and redraw every chart with it; an empty
-    event (a chart redrawn with a highlight starts empty) keeps the last one."""
+def record(role: str, event, samples: str) -> None:
+    """Keep a chart's new box / lasso / click selection and redraw every chart with it (a chart's
+    own selection state is lost when its figure changes, so the session keeps it); an empty event
+    (a chart redrawn with a highlight starts empty) keeps the last one."""
     points = event.selection.points if event and event.selection else []
     rows = sorted({int(p["customdata"][0]) for p in points if p.get("customdata")})
-    if rows and (role, rows) != selection():
-        st.session_state[SELECTION] = {"role": role, "rows": rows}
+    if rows and (role, rows) != selection(samples):
+        st.session_state[SELECTION] = {"role": role, "rows": rows, "samples": samples}
         st.rerun()
+
+
+def forget() -> None:
+    """Drop the selection ("Clear selection")."""
+    st.session_state.pop(SELECTION, None)
 
 
 def located(frame: pd.DataFrame) -> pd.DataFrame:
@@ -89,7 +98,7 @@ def save_selection(session: ExploreSession, role: str, frame: pd.DataFrame, rows
         st.markdown(f"**Save as a transfer set**: the {len(unlabeled):,} unlabeled images of this selection"
                     + (f" ({len(picked) - len(unlabeled):,} labeled test images are left out)"
                        if len(picked) > len(unlabeled) else ""))
-        name = st.text_input("name", placeholder="e.g. sneakers-and-bags")
+        name = st.text_input("name", placeholder="e.g. sneakers-and-bags", key="transfer_set_name")
         if not st.form_submit_button("Save transfer set"):
             return
     try:

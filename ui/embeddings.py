@@ -22,7 +22,7 @@ from bdcore.embeddings.reduce import INITS, TSNE_IMPLS
 from bdcore.embeddings.replay import replay, replay_epochs
 from bdcore.errors import UserError
 from bdcore.stage_names import TEACHER
-from ui.embedding_panels import gallery, located, point_details, record, save_selection, selection
+from ui.embedding_panels import forget, gallery, located, point_details, record, save_selection, selection
 from ui.resources import hover_atlas, scatter_chart, umap_warmed_up
 from ui.run_picker import pick_run, soft_label_temperature
 
@@ -122,10 +122,8 @@ groups = sorted(set().union(*(set(f["group"]) for f in frames.values())))
 hidden = st.multiselect("hide classes", groups, help="Hide some classes of either set.")
 atlas = hover_atlas(str(session.path), session) if thumbs_on else None
 selectable = "z" not in next(iter(frames.values()))
-source, rows = selection()
-if rows and max(rows) >= len(next(iter(frames.values()))):  # made on other samples: stale
-    st.session_state.pop("embed_selection")
-    source, rows = None, []
+samples = f"{session.run_id} {spec}"  # a selection's rows mean these samples only
+source, rows = selection(samples)
 
 
 def chart(role: str, frame: pd.DataFrame, title: str, key: str) -> go.Figure:
@@ -139,7 +137,7 @@ def chart(role: str, frame: pd.DataFrame, title: str, key: str) -> go.Figure:
                             config={"toImageButtonOptions": {"format": "png", "scale": 2,
                                                              "filename": f"embedding-{role}"}})
     if selectable:
-        record(role, event)
+        record(role, event, samples)
     return fig
 
 
@@ -160,10 +158,9 @@ for column, (role, emb) in zip(st.columns(len(roles)), embeddings.items(), stric
 if rows:
     where = source if source in frames else next(iter(frames))
     c1, c2 = st.columns([4, 1])
-    c1.subheader(f"Selected in {where}: {len(rows):,} samples"
-                 + (" (highlighted in the other chart)" if len(frames) > 1 else ""))
+    c1.subheader(f"Selected in {source}: {len(rows):,} samples (highlighted in every chart)")
     if c2.button("Clear selection"):
-        st.session_state.pop("embed_selection")
+        forget()
         st.rerun()
     if len(rows) == 1:
         point_details(session, frames, embeddings, rows[0], temperature)
@@ -192,9 +189,9 @@ elif st.toggle(f"Replay the blind stage ({len(epochs)} saved epochs: {', '.join(
         st.error(str(err))
         st.stop()
     bar.empty()
-    epoch = st.select_slider("blind-stage epoch", [e.role.split("@e")[1] for e in replayed],
-                             value=replayed[-1].role.split("@e")[1])
-    shown = next(e for e in replayed if e.role.endswith(f"@e{epoch}"))
+    by_epoch = dict(zip(epochs, replayed, strict=True))
+    epoch = st.select_slider("blind-stage epoch", epochs, value=epochs[-1])
+    shown = by_epoch[epoch]
     frame = embedding_frame(shown, session, temperature)
     if flat:
         frame = frame.drop(columns="z")

@@ -2,7 +2,7 @@
 (70,000 points for MNIST + Fashion-MNIST) in the teacher's feature space, as the Embeddings page
 computes them, with their quality.
 
-    python bench/explorer_full_size.py [--run RUN_DIR] [--methods umap tsne] [--params JSON]
+    python bench/explorer_full_size.py [--run RUN_DIR] [--methods umap tsne] [--params JSON ...]
 
 Features are the teacher's penultimate features over both whole sets (computed once, cached in the
 run). Each reduction is timed alone (wall and CPU seconds of this process, /proc/loadavg beside);
@@ -57,7 +57,8 @@ def main() -> None:
     parser.add_argument("--run", type=Path,
                         help="a finished run folder (default: the newest under $BD_RUNS_DIR)")
     parser.add_argument("--methods", nargs="+", default=["umap", "tsne"])
-    parser.add_argument("--params", default="{}", help="JSON of ReduceParams fields to override")
+    parser.add_argument("--params", nargs="+", default=["{}"],
+                        help="JSON of ReduceParams fields to override; several: each is timed")
     args = parser.parse_args()
     import torch
 
@@ -68,13 +69,14 @@ def main() -> None:
     (_, wall, _) = timed(warm_up_umap)
     print(f"UMAP + pynndescent JIT warm-up (one-off, excluded below): {wall:.1f} s", flush=True)
     for method in args.methods:
-        params = replace(ReduceParams(method=method), **json.loads(args.params))
-        before = load()
-        coords, wall, cpu = timed(lambda params=params: reduce(x, params))
-        trust, knn = quality(prepare(x, params), coords, labels)
-        print(f"{method:5s} {len(x):,} points: {wall:6.1f} s wall ({cpu:6.1f} s CPU)  trustworthiness "
-              f"{trust:.4f}  kNN accuracy {knn:.4f}  load {before} -> {load()}  params {args.params}",
-              flush=True)
+        for changes in args.params:
+            params = replace(ReduceParams(method=method), **json.loads(changes))
+            before = load()
+            coords, wall, cpu = timed(lambda params=params: reduce(x, params))
+            trust, knn = quality(prepare(x, params), coords, labels)
+            print(f"{method:5s} {len(x):,} points: {wall:6.1f} s wall ({cpu:6.1f} s CPU)  trustworthiness "
+                  f"{trust:.4f}  kNN accuracy {knn:.4f}  load {before} -> {load()}  params {changes}",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 that labeled and unlabeled points really come from their sets."""
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -219,3 +220,20 @@ def test_reducers_start_from_a_given_layout():
         assert out.shape == (120, 2) and np.isfinite(out).all()
     with pytest.raises(ValueError, match="starting layout must be 120 x 2"):
         reduce(x, ReduceParams(), init=start[:10])
+
+
+def test_a_selection_is_highlighted_in_2d_and_3d_charts(session):
+    from bdcore.embeddings.figures import embedding_frame, linked, scatter_figure
+
+    for dims in (2, 3):
+        emb = embed(session, "teacher", SampleSpec(20, 20, seed=3), replace(FAST, dims=dims))
+        frame = embedding_frame(emb, session)
+        fig = scatter_figure(frame, session)
+        assert linked(fig, set(), frame.iloc[:0]) is fig  # nothing to show: the shared figure itself
+        marked = linked(fig, {1, 25}, frame.loc[[25]].assign(label="unlabeled #x"))
+        if dims == 2:
+            picked = {int(t.customdata[i][0]) for t in marked.data for i in t.selectedpoints}
+            assert picked == {1, 25} and marked.layout.annotations[0].text == "unlabeled #x"
+        else:
+            assert len(marked.data[-1].x) == 2 and marked.layout.scene.annotations[0].text == "unlabeled #x"
+        assert all(getattr(t, "selectedpoints", None) is None for t in fig.data)  # the shared one unchanged

@@ -108,8 +108,17 @@ def linked(fig: go.Figure, rows: set[int] | None, located: pd.DataFrame | None =
         return fig
     fig = go.Figure(fig)
     if rows:
+        marked = []  # 3-D traces have no selectedpoints: their selected points are drawn again on top
         for trace in fig.data:
-            trace.selectedpoints = [i for i, cd in enumerate(trace.customdata) if int(cd[0]) in rows]
+            hits = [i for i, cd in enumerate(trace.customdata) if int(cd[0]) in rows]
+            if "selectedpoints" in trace._valid_props:
+                trace.selectedpoints = hits
+            else:
+                marked += [(trace.x[i], trace.y[i], trace.z[i]) for i in hits]
+        if marked:
+            x, y, z = zip(*marked, strict=True)
+            fig.add_scatter3d(x=x, y=y, z=z, mode="markers", name="selected", hoverinfo="skip",
+                              marker=dict(size=5, color="rgba(0,0,0,0)", line=dict(width=2, color="#111")))
     if located is not None and not located.empty:
         if "z" in located:
             fig.update_layout(scene_annotations=[dict(x=r.x, y=r.y, z=r.z, text=r.label, arrowhead=2,

@@ -83,7 +83,7 @@ def test_a_selection_in_one_chart_is_highlighted_in_the_other_and_shown(tiny_run
     teacher, student = figures(at)
     assert _selected(teacher) == _selected(student) == {0, 5, 150}
     assert any("Selected in teacher: 3 samples" in h.value for h in at.subheader)
-    assert len(at.get("imgs")) >= 1  # the gallery
+    assert len(at.image) == 1 and len(at.image[0].captions) == 3  # the gallery
     at.selectbox(key="embed_locate").set_value("unlabeled #" + str(_index_of(teacher, 150))).run()
     assert not at.exception
     for figure in figures(at):
@@ -102,7 +102,7 @@ def test_clicking_one_point_shows_its_image_and_each_models_soft_label(tiny_run)
     at.session_state["embed_selection"] = selection_of(tiny_run, "blind", [7])
     at.run()
     assert not at.exception and not at.error
-    captions = [i.caption for element in at.get("imgs") for i in element.proto.imgs]
+    captions = [c for element in at.image for c in element.captions]
     assert any(c.startswith("teacher: ") for c in captions) and any(c.startswith("blind: ") for c in captions)
 
 

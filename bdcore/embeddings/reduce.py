@@ -85,9 +85,10 @@ def exact_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     norms = (t * t).sum(1)
     idx, dist = [], []
     for chunk in t.split(KNN_CHUNK):
-        d, i = torch.addmm(norms, chunk, t.T, alpha=-2).topk(k, largest=False)
+        i = torch.addmm(norms, chunk, t.T, alpha=-2).topk(k, largest=False).indices
         idx.append(i)
-        dist.append((d + (chunk * chunk).sum(1, keepdim=True)).clamp_min(0).sqrt())
+        # the distances themselves directly: the expansion above loses small ones to cancellation
+        dist.append((chunk[:, None, :] - t[i]).norm(dim=2))
     return torch.cat(idx).numpy().astype(np.int64), torch.cat(dist).numpy().astype(np.float32)
 
 

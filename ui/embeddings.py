@@ -55,7 +55,7 @@ with st.form("embedding settings"):
     c1, c2, c3, c4 = st.columns(4)
     first = first_view_spec(session)
     n_test, n_unl = len(session.data.test_y), len(session.data.unlabeled_x)
-    # 0 asks for a whole set: all 70,000 points of MNIST + Fashion-MNIST take about a minute to embed
+    # 0 asks for a whole set: all 70,000 points of MNIST + Fashion-MNIST take 1-2 minutes to embed
     # once (docs/explorer.md); the default stays the few-second first view the run's worker prepared.
     n_labeled = c1.number_input(f"labeled test samples (0: all {n_test:,})", 0, n_test, first.n_labeled, 1000)
     n_unlabeled = c2.number_input(f"unlabeled samples (0: all {n_unl:,})", 0, n_unl, first.n_unlabeled, 1000)

@@ -3,7 +3,7 @@
 import shutil
 
 import pytest
-from test_browser import ARTIFACTS, ROOT, app_url, new_page  # noqa: F401 (app_url: a fixture)
+from test_browser import ARTIFACTS, CHROMIUM, ROOT, app_url  # noqa: F401 (app_url: a fixture)
 
 from bdcore.store import RunStore
 
@@ -23,7 +23,11 @@ def test_hovering_a_point_shows_its_image_from_the_served_atlas(app_url):  # noq
 
     make_finished_run(RunStore())
     with sync_playwright() as p:
-        page = new_page(p)
+        # WebGL (the chart is a Scattergl) without a GPU: Chromium's software renderer, SwiftShader
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=[
+            "--no-sandbox", "--enable-unsafe-swiftshader", "--use-angle=swiftshader", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
         sheets = []
 
         def fetched(response) -> None:

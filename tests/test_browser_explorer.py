@@ -38,11 +38,19 @@ def test_hovering_a_point_shows_its_image_from_the_served_atlas(app_url):  # noq
         page.goto(f"{app_url}/Embeddings")
         page.wait_for_function(f"({POINT})() !== null", timeout=120_000)
         page.wait_for_timeout(1500)  # the hover script attaches to charts every 0.4 s
-        x, y, point = page.evaluate(POINT)
-        page.mouse.move(x, y)
-        page.wait_for_function("""(p) => { const b = document.getElementById('bd-hover-thumb');
-            return b && b.style.display === 'block' && b.dataset.point === p && b.dataset.ready; }""",
-                               arg=point, timeout=20_000)
+        page.evaluate("() => [...document.querySelectorAll('.js-plotly-plot')].pop()"
+                      ".scrollIntoView({block: 'center'})")
+        page.wait_for_timeout(500)
+        x, y, point = page.evaluate(POINT)  # its place in the viewport, now that the chart is in view
+        page.mouse.move(x - 40, y - 40)
+        page.mouse.move(x, y, steps=8)  # over this point or a neighbour drawn on top of it
+        shown = page.wait_for_function("""() => { const b = document.getElementById('bd-hover-thumb');
+            return b && b.style.display === 'block' && b.dataset.ready
+                   && [b.dataset.point, b.dataset.url]; }""",
+                                       timeout=20_000).json_value()
+        which, index = shown[0].split("#")
+        assert which in ("labeled", "unlabeled") and point.split("#")[0] in ("labeled", "unlabeled")
+        assert shown[1].endswith(f"/{which}-{int(index) // 10_000}.png")  # the point's own sheet
         page.screenshot(path=str(ARTIFACTS / "explorer-hover.png"))
     assert sheets and all(status == 200 for _, status in sheets)
     folder = ROOT / "static" / "atlas" / sheets[0][0].split("/")[-2]

@@ -2,6 +2,7 @@
 that labeled and unlabeled points really come from their sets."""
 import json
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from bdcore.embeddings import (
     reduce,
     set_outputs,
 )
-from bdcore.embeddings.reduce import exact_knn, tsne_impl_for
+from bdcore.embeddings.reduce import exact_knn, tsne_impl_for, without_self
 from bdcore.models import build_model
 from bdcore.store import RunStore
 
@@ -178,3 +179,61 @@ def test_a_key_being_computed_makes_the_second_caller_wait_then_load(tmp_path):
     thread.join()
     assert waited == ["second"]
     assert found[0]["x"].tolist() == [0, 1, 2]
+
+
+def test_exact_knn_matches_brute_force_and_drops_only_self():
+    x = np.random.default_rng(4).normal(size=(300, 6)).astype(np.float32)
+    x[7] = x[3]  # an exact duplicate may rank before the row itself
+    idx, dist = exact_knn(x, 8)
+    full = np.linalg.norm(x[:, None] - x[None], axis=2)
+    assert np.allclose(dist, np.sort(full, axis=1)[:, :8], atol=1e-4)
+    others, _ = without_self(idx, dist)
+    assert others.shape == (300, 7) and not (others == np.arange(300)[:, None]).any()
+
+
+def test_the_atlas_holds_every_image_as_a_tile_and_is_written_once(session, tmp_path):
+    from PIL import Image
+
+    from bdcore.embeddings.atlas import PER_ROW, write_atlas
+
+    atlas = write_atlas(session, tmp_path, "/app/static/atlas/")
+    assert atlas.counts == {"labeled": 100, "unlabeled": 200} and atlas.tile == 28
+    folder = tmp_path / atlas.url.split("/")[-2]
+    assert str(session.path) not in atlas.url  # the served name does not reveal the run's path
+    sheet = np.asarray(Image.open(folder / "unlabeled-0.png"))
+    assert sheet.shape == (2 * 28, PER_ROW * 28)  # 200 tiles: two rows of 100
+    for i in (0, 57, 199):
+        r, c = divmod(i, PER_ROW)
+        tile = sheet[r * 28:(r + 1) * 28, c * 28:(c + 1) * 28]
+        assert np.array_equal(tile, session.images("unlabeled", [i])[0, 0])
+    stamp = (folder / "labeled-0.png").stat().st_mtime_ns
+    assert write_atlas(session, tmp_path, "/app/static/atlas/") == atlas
+    assert (folder / "labeled-0.png").stat().st_mtime_ns == stamp  # not written again
+
+
+def test_reducers_start_from_a_given_layout():
+    x = np.random.default_rng(5).normal(size=(120, 10)).astype(np.float32)
+    start = np.random.default_rng(6).normal(size=(120, 2))
+    for params in (ReduceParams(n_iter=50, perplexity=10),
+                   ReduceParams(method="umap", n_epochs=20, n_neighbors=8)):
+        out = reduce(x, params, init=start)
+        assert out.shape == (120, 2) and np.isfinite(out).all()
+    with pytest.raises(ValueError, match="starting layout must be 120 x 2"):
+        reduce(x, ReduceParams(), init=start[:10])
+
+
+def test_a_selection_is_highlighted_in_2d_and_3d_charts(session):
+    from bdcore.embeddings.figures import embedding_frame, linked, scatter_figure
+
+    for dims in (2, 3):
+        emb = embed(session, "teacher", SampleSpec(20, 20, seed=3), replace(FAST, dims=dims))
+        frame = embedding_frame(emb, session)
+        fig = scatter_figure(frame, session)
+        assert linked(fig, set(), frame.iloc[:0]) is fig  # nothing to show: the shared figure itself
+        marked = linked(fig, {1, 25}, frame.loc[[25]].assign(label="unlabeled #x"))
+        if dims == 2:
+            picked = {int(t.customdata[i][0]) for t in marked.data for i in t.selectedpoints}
+            assert picked == {1, 25} and marked.layout.annotations[0].text == "unlabeled #x"
+        else:
+            assert len(marked.data[-1].x) == 2 and marked.layout.scene.annotations[0].text == "unlabeled #x"
+        assert all(getattr(t, "selectedpoints", None) is None for t in fig.data)  # the shared one unchanged

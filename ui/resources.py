@@ -1,16 +1,16 @@
 """What every page, session and browser tab of the app process shares: the run store, the Runs
-page's curves, the runs opened for exploration, the Embeddings charts and hover thumbnails, and UMAP's
-one-off warm-up (each an ``st.cache_resource``)."""
+page's curves, the runs opened for exploration, the Embeddings charts and hover-image atlases, and
+UMAP's one-off warm-up (each an ``st.cache_resource``)."""
 import threading
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 from bdcore.embeddings import ExploreSession, warm_up_umap
-from bdcore.embeddings.figures import scatter_figure, thumbnail
+from bdcore.embeddings.atlas import Atlas, write_atlas
+from bdcore.embeddings.figures import scatter_figure
 from bdcore.jobs import Housekeeper
 from bdcore.reports import curves_figure, curves_frame
 from bdcore.runs import RunsRoot
@@ -53,24 +53,28 @@ def explore_session(path: str, run_id: str, stamps: tuple) -> ExploreSession:
     return ExploreSession(Path(path), run_id)
 
 
+# The one folder the app serves (server.enableStaticServing serves ./static/ beside app.py at
+# /app/static/): it holds nothing but the atlases written here.
+STATIC = Path(__file__).resolve().parents[1] / "static"
+
+
 @st.cache_resource(max_entries=16, show_spinner=False)
-def scatter_chart(path: str, view_hash: int, colour_by: str, title: str, with_thumbs: bool,
-                  _view: pd.DataFrame, _session: ExploreSession, _thumbs: list[str] | None) -> go.Figure:
-    """The Embeddings page's chart of ``_view`` (``view_hash``: its content; ``with_thumbs``: whether
-    ``_thumbs`` are given), built once for every session showing the same points the same way.
-    Building it (plotly express, 2,000 points) was about 0.5 s of a render's 0.6 s, paid by each of a
-    class's sessions in turn (docs/reliability.md, "Many users"). Shared object: callers only read it."""
-    return scatter_figure(_view, _session, colour_by, _thumbs, title=title)
+def scatter_chart(path: str, view_hash: int, colour_by: str, title: str, atlas_url: str,
+                  _view: pd.DataFrame, _session: ExploreSession, _atlas: Atlas | None) -> go.Figure:
+    """The Embeddings page's chart of ``_view`` (``view_hash``: its content; ``atlas_url``: where
+    ``_atlas``'s sheets are, "" without hover images), built once for every session showing the
+    same points the same way. Building it (plotly express, 2,000 points) was about 0.5 s of a
+    render's 0.6 s, paid by each of a class's sessions in turn (docs/reliability.md, "Many users").
+    Shared object: callers only read it."""
+    return scatter_figure(_view, _session, colour_by, _atlas.to_dict() if _atlas else None, title=title)
 
 
-@st.cache_resource(max_entries=8, show_spinner=False)
-def hover_thumbnails(path: str, sets: tuple[str, ...], index: tuple[int, ...],
-                     _session: ExploreSession) -> list[str]:
-    """PNG data URIs of the run's images ``index`` of ``sets`` (labeled / unlabeled, point by point),
-    encoded once for every session showing the same points (2,000 PNGs a chart by default)."""
-    order = {w: iter(_session.images(w, np.array([i for s, i in zip(sets, index, strict=True) if s == w])))
-             for w in set(sets)}
-    return [thumbnail(next(order[w])) for w in sets]
+@st.cache_resource(max_entries=8, show_spinner="Writing the run's hover images (once per run)...")
+def hover_atlas(path: str, _session: ExploreSession) -> Atlas:
+    """The run's sprite atlas (every image of both sets), written once into the served folder and
+    shared by every session; the browser fetches a sheet only when a point on it is hovered."""
+    base = st.get_option("server.baseUrlPath").strip("/")
+    return write_atlas(_session, STATIC / "atlas", f"/{base + '/' if base else ''}app/static/atlas/")
 
 
 @st.cache_resource(show_spinner=False)

@@ -3,9 +3,6 @@ classes are drawn in one colour family (reds, pinks, purples) and unlabeled ones
 (greens, blues), as in the paper's Figure 6."""
 from __future__ import annotations
 
-import base64
-import io
-
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -28,16 +25,6 @@ def family(names: list[str], hues: tuple[float, float]) -> dict[str, str]:
     n = max(len(names), 1)
     return {name: f"hsl({(hues[0] + (hues[1] - hues[0]) * i / max(n - 1, 1)) % 360:.0f},"
                   f"{70 if i % 2 else 85}%,{35 if i % 2 else 58}%)" for i, name in enumerate(names)}
-
-
-def thumbnail(image: np.ndarray) -> str:
-    """A uint8 (C, H, W) image as a PNG data URI."""
-    from PIL import Image
-
-    arr = image[0] if image.shape[0] == 1 else image.transpose(1, 2, 0)
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr)).save(buf, format="PNG", optimize=False)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def embedding_frame(emb: Embedding, session: ExploreSession, temperature: float = 1.0) -> pd.DataFrame:
@@ -75,37 +62,70 @@ def group_colours(frame: pd.DataFrame, session: ExploreSession) -> dict[str, str
 
 
 def scatter_figure(frame: pd.DataFrame, session: ExploreSession, colour_by: str = "source + true class",
-                   thumbs: list[str] | None = None, title: str = "") -> go.Figure:
-    """The joint embedding; hover shows the true class and the model's top-3 (and, in the app,
-    the thumbnail carried in customdata[1])."""
+                   atlas: dict | None = None, title: str = "") -> go.Figure:
+    """The joint embedding, drawn with WebGL (2-D: ``Scattergl``; 3-D is WebGL anyway) so that
+    70,000 points stay fluid; hover shows the true class and the model's top-3. ``atlas``
+    (``Atlas.to_dict()``) goes into ``layout.meta``: the page's hover script crops each point's
+    image from it, by customdata's set (1) and index (4)."""
     column = COLOUR_BY[colour_by]
-    plot = frame.copy()
-    plot["thumb"] = thumbs if thumbs is not None else ""
-    three_d = "z" in plot
-    kwargs = dict(x="x", y="y", color=column, symbol="set", custom_data=["row", "thumb", "set",
-                  "true_class", "top3", "index"], symbol_map={"labeled": "circle", "unlabeled": "diamond"})
+    three_d = "z" in frame
+    kwargs = dict(x="x", y="y", color=column, symbol="set", custom_data=["row", "set", "true_class", "top3",
+                  "index"], symbol_map={"labeled": "circle", "unlabeled": "diamond"})
     if column == "group":
-        order = list(group_colours(plot, session))
-        kwargs.update(color_discrete_map=group_colours(plot, session),
-                      category_orders={"group": [g for g in order if g in set(plot["group"])]})
+        order = list(group_colours(frame, session))
+        kwargs.update(color_discrete_map=group_colours(frame, session),
+                      category_orders={"group": [g for g in order if g in set(frame["group"])]})
     elif column == "predicted":
         kwargs.update(color_discrete_map=family(session.data.classes, WARM),
                       category_orders={"predicted": session.data.classes})
     else:
         kwargs.update(color_continuous_scale="Viridis" if column == "confidence" else "Magma_r")
-    fig = px.scatter_3d(plot, z="z", **kwargs) if three_d else px.scatter(plot, **kwargs)
-    fig.update_traces(marker=dict(size=3 if three_d else 5, opacity=0.8),
-                      hovertemplate="<b>%{customdata[2]}</b> #%{customdata[5]}<br>"
-                                    "true class: %{customdata[3]}<br><i>model's top-3</i><br>"
-                                    "%{customdata[4]}<extra></extra>")
+    if three_d:
+        fig = px.scatter_3d(frame, z="z", **kwargs)
+    else:
+        fig = px.scatter(frame, render_mode="webgl", **kwargs)
+    small = len(frame) > 20_000  # smaller markers where 70,000 points would hide each other
+    fig.update_traces(marker=dict(size=2 if three_d else 3 if small else 5, opacity=0.8),
+                      hovertemplate="<b>%{customdata[1]}</b> #%{customdata[4]}<br>"
+                                    "true class: %{customdata[2]}<br><i>model's top-3</i><br>"
+                                    "%{customdata[3]}<extra></extra>")
     if column == "group":
         fig.for_each_trace(lambda t: t.update(name=t.name.split(",")[0]))
     fig.update_layout(height=640, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       title=title or None, legend=dict(itemsizing="constant", font=dict(size=11)),
-                      dragmode="lasso" if not three_d else "orbit")
+                      dragmode="lasso" if not three_d else "orbit", meta={"atlas": atlas} if atlas else None)
     if not three_d:
         fig.update_xaxes(showticklabels=False, title=None)
         fig.update_yaxes(showticklabels=False, title=None, scaleanchor="x")
+    return fig
+
+
+def linked(fig: go.Figure, rows: set[int] | None, located: pd.DataFrame | None = None) -> go.Figure:
+    """A copy of a (shared) scatter figure with the frame rows ``rows`` highlighted (plotly's
+    ``selectedpoints``: the others dimmed), as selected in another model's chart, and each row
+    of ``located`` (x, y[, z], label) marked with an arrow; unchanged when there is neither."""
+    if not rows and (located is None or located.empty):
+        return fig
+    fig = go.Figure(fig)
+    if rows:
+        marked = []  # 3-D traces have no selectedpoints: their selected points are drawn again on top
+        for trace in fig.data:
+            hits = [i for i, cd in enumerate(trace.customdata) if int(cd[0]) in rows]
+            if "selectedpoints" in trace._valid_props:
+                trace.selectedpoints = hits
+            else:
+                marked += [(trace.x[i], trace.y[i], trace.z[i]) for i in hits]
+        if marked:
+            x, y, z = zip(*marked, strict=True)
+            fig.add_scatter3d(x=x, y=y, z=z, mode="markers", name="selected", hoverinfo="skip",
+                              marker=dict(size=5, color="rgba(0,0,0,0)", line=dict(width=2, color="#111")))
+    if located is not None and not located.empty:
+        if "z" in located:
+            fig.update_layout(scene_annotations=[dict(x=r.x, y=r.y, z=r.z, text=r.label, arrowhead=2,
+                                                      ax=30, ay=-40) for r in located.itertuples()])
+        else:
+            for r in located.itertuples():
+                fig.add_annotation(x=r.x, y=r.y, text=r.label, arrowhead=2, ax=30, ay=-40, bgcolor="#fff")
     return fig
 
 

@@ -77,15 +77,28 @@ def prepare(x: np.ndarray, params: ReduceParams) -> np.ndarray:
 
 
 def exact_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and euclidean distances of each row's ``k`` nearest rows (itself first)."""
+    """Indices and euclidean distances of each row's ``k`` nearest rows (itself first), exact.
+    Squared distances by one matrix product per chunk (|b|^2 - 2ab: a row's own |a|^2 does not
+    change its order), which is several times faster than ``torch.cdist`` at 70,000 rows."""
     t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     k = min(k, len(t))
+    norms = (t * t).sum(1)
     idx, dist = [], []
     for chunk in t.split(KNN_CHUNK):
-        d, i = torch.cdist(chunk, t).topk(k, largest=False)
+        i = torch.addmm(norms, chunk, t.T, alpha=-2).topk(k, largest=False).indices
         idx.append(i)
-        dist.append(d)
+        # the distances themselves directly: the expansion above loses small ones to cancellation
+        dist.append((chunk[:, None, :] - t[i]).norm(dim=2))
     return torch.cat(idx).numpy().astype(np.int64), torch.cat(dist).numpy().astype(np.float32)
+
+
+def without_self(idx: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``exact_knn``'s k neighbours less each row itself (or, for a row with exact duplicates
+    ranked before it, less its farthest neighbour): k - 1 other rows."""
+    drop = idx == np.arange(len(idx))[:, None]
+    drop[~drop.any(axis=1), -1] = True
+    keep = ~drop
+    return idx[keep].reshape(len(idx), -1), dist[keep].reshape(len(idx), -1)
 
 
 def tsne_impl_for(n: int, params: ReduceParams) -> str:
@@ -98,19 +111,35 @@ def tsne_impl_for(n: int, params: ReduceParams) -> str:
     return "opentsne" if n >= FFT_FROM and params.dims == 2 else "sklearn"
 
 
-def _tsne(x: np.ndarray, params: ReduceParams, progress: Progress) -> np.ndarray:
+def tsne_start(init: np.ndarray) -> np.ndarray:
+    """A previous layout rescaled to t-SNE's customary starting spread (standard deviation 1e-4 on
+    the first axis, openTSNE's convention), its shape kept."""
+    init = np.asarray(init, dtype=np.float64)
+    centred = init - init.mean(axis=0)
+    return centred / max(float(centred[:, 0].std()), 1e-12) * 1e-4
+
+
+def _tsne(x: np.ndarray, params: ReduceParams, progress: Progress, init: np.ndarray | None) -> np.ndarray:
     x = prepare(x, params)
     perplexity = min(params.perplexity, max((len(x) - 1) / 3, 1.0))
-    total = EARLY_ITER + params.n_iter
+    # From a given layout (a replay's previous epoch) there is no early exaggeration: its clusters
+    # are formed already, and exaggeration would pull them together and reshuffle them.
+    early = 0 if init is not None else EARLY_ITER
+    start = params.resolved_init() if init is None else tsne_start(init)
+    total = early + params.n_iter
     if tsne_impl_for(len(x), params) == "sklearn":
         from sklearn.manifold import TSNE
 
         progress(0.0, f"t-SNE (scikit-learn, {total} iterations)")
-        tsne = TSNE(params.dims, perplexity=perplexity, max_iter=total, init=params.resolved_init(),
+        # scikit-learn always runs 250 exaggerated iterations: at factor 1 they are ordinary ones
+        tsne = TSNE(params.dims, perplexity=perplexity, max_iter=max(total, EARLY_ITER + 1), init=start,
+                    early_exaggeration=12.0 if init is None else 1.0,
                     learning_rate=params.learning_rate or "auto", random_state=params.seed)
         return tsne.fit_transform(x).astype(np.float32)
     import openTSNE
+    import openTSNE.nearest_neighbors
 
+    progress(0.0, "t-SNE neighbours")
     done = [0]
 
     def tick(_iteration: int, _error: float, _embedding: np.ndarray) -> bool:
@@ -118,16 +147,21 @@ def _tsne(x: np.ndarray, params: ReduceParams, progress: Progress) -> np.ndarray
         progress(min(done[0] / total, 1.0), f"t-SNE iteration {min(done[0], total)}/{total}")
         return False
 
+    # The neighbours perplexity weighs (3 x perplexity), exact, by exact_knn: faster here than
+    # openTSNE's own Annoy index (docs/performance.md, "The explorer at full size").
+    idx, dist = without_self(*exact_knn(x, min(len(x) - 1, int(3 * perplexity)) + 1))
+    affinities = openTSNE.affinity.PerplexityBasedNN(
+        perplexity=perplexity, knn_index=openTSNE.nearest_neighbors.PrecomputedNeighbors(idx, dist),
+        n_jobs=torch.get_num_threads(), random_state=params.seed)
     tsne = openTSNE.TSNE(n_components=params.dims, perplexity=perplexity, n_iter=params.n_iter,
-                         early_exaggeration_iter=EARLY_ITER, initialization=params.resolved_init(),
+                         early_exaggeration_iter=early, initialization=start,
                          learning_rate=params.learning_rate or "auto", random_state=params.seed,
                          negative_gradient_method="fft" if len(x) >= FFT_FROM and params.dims == 2 else "bh",
                          n_jobs=torch.get_num_threads(), callbacks=tick, callbacks_every_iters=25)
-    progress(0.0, "t-SNE affinities")
-    return np.asarray(tsne.fit(x), dtype=np.float32)
+    return np.asarray(tsne.fit(x, affinities=affinities), dtype=np.float32)
 
 
-def _umap(x: np.ndarray, params: ReduceParams, progress: Progress) -> np.ndarray:
+def _umap(x: np.ndarray, params: ReduceParams, progress: Progress, init: np.ndarray | None) -> np.ndarray:
     x = prepare(x, params)
     progress(0.05, "UMAP neighbour graph")
     knn = exact_knn(x, params.n_neighbors)
@@ -137,31 +171,37 @@ def _umap(x: np.ndarray, params: ReduceParams, progress: Progress) -> np.ndarray
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no search index is kept: transform() is never used
         reducer = umap.UMAP(n_neighbors=min(params.n_neighbors, len(x)), n_components=params.dims,
-                            min_dist=params.min_dist, init=params.resolved_init(),
+                            min_dist=params.min_dist,
+                            init=params.resolved_init() if init is None else np.asarray(init, np.float64),
                             n_epochs=params.n_epochs, random_state=params.seed,
                             precomputed_knn=(*knn, None))
         return reducer.fit_transform(x).astype(np.float32)
 
 
-def _pca(x: np.ndarray, params: ReduceParams, progress: Progress) -> np.ndarray:
+def _pca(x: np.ndarray, params: ReduceParams, progress: Progress, _init: np.ndarray | None) -> np.ndarray:
     progress(0.0, "PCA")
     x = prepare(x, params)
     return PCA(params.dims, random_state=params.seed).fit_transform(x).astype(np.float32)
 
 
-REDUCERS: dict[str, Callable[[np.ndarray, ReduceParams, Progress], np.ndarray]] = {
+# (features, params, progress, starting layout or None) -> coordinates
+REDUCERS: dict[str, Callable[[np.ndarray, ReduceParams, Progress, np.ndarray | None], np.ndarray]] = {
     "tsne": _tsne,
     "umap": _umap,
     "pca": _pca,
 }
 
 
-def reduce(x: np.ndarray, params: ReduceParams, progress: Progress | None = None) -> np.ndarray:
-    """``x`` (n, d) to (n, params.dims) with the chosen reducer."""
+def reduce(x: np.ndarray, params: ReduceParams, progress: Progress | None = None,
+           init: np.ndarray | None = None) -> np.ndarray:
+    """``x`` (n, d) to (n, params.dims) with the chosen reducer; ``init`` (n, dims), a layout to
+    start t-SNE or UMAP from instead of ``params.init`` (PCA, being linear, ignores it)."""
     params.validate()
     if len(x) < params.dims + 2:
         raise ConfigError(f"need at least {params.dims + 2} samples to embed, got {len(x)}")
-    out = REDUCERS[params.method](x, params, progress or (lambda _f, _m: None))
+    if init is not None and np.shape(init) != (len(x), params.dims):
+        raise ConfigError(f"a starting layout must be {len(x)} x {params.dims}, got {np.shape(init)}")
+    out = REDUCERS[params.method](x, params, progress or (lambda _f, _m: None), init)
     (progress or (lambda _f, _m: None))(1.0, "done")
     return out
 

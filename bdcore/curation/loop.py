@@ -13,7 +13,7 @@ from ..config import ExperimentConfig
 from ..embeddings import ExploreSession, set_outputs, softmax
 from ..embeddings.features import Progress
 from ..errors import RunNotFoundError, UserError
-from ..runs import RunsRoot
+from ..runs import RunDir, RunsRoot
 from ..stage_names import TEACHER
 from ..store import RunStore
 from . import transfer_sets
@@ -30,9 +30,9 @@ def open_run(ref: str, store: RunStore | None = None) -> ExploreSession:
             return ExploreSession(Path(record.run_dir), record.id)
     except RunNotFoundError:
         pass  # not a run id of the store: a folder, perhaps
-    for path in (store.root.path / ref, Path(ref)):
-        if (path / "config.json").exists():
-            return ExploreSession(path)
+    for run in (store.root.run(ref), RunDir(ref)):
+        if run.config_path.exists():
+            return ExploreSession(run.path)
     raise TransferSetError(f"no run {ref!r}: give a run id (python -m bdcore jobs list) or a run folder")
 
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
-
 from ..config import ExperimentConfig
 from ..embeddings import ExploreSession, set_outputs, softmax
 from ..embeddings.features import Progress
@@ -17,7 +15,7 @@ from ..runs import RunDir, RunsRoot
 from ..stage_names import TEACHER
 from ..store import RunStore
 from . import transfer_sets
-from .strategies import STRATEGIES, select
+from .strategies import check_strategy, select
 from .transfer_sets import TransferSet, TransferSetError
 
 
@@ -41,11 +39,10 @@ def curate(session: ExploreSession, strategy: str, budget: int, name: str, role:
     """Save the transfer set ``strategy`` picks from ``role``'s soft labels (T=1) over the run's
     unlabeled set, at most ``budget`` images, under ``name``."""
     transfer_sets.check_name(name)
-    if strategy not in STRATEGIES:  # before the model runs over the whole set
-        select(strategy, np.ones((1, 1)), 1)
+    label = check_strategy(strategy).label  # both checked before the model runs over the whole set
     logits = set_outputs(session, role, "unlabeled", progress=progress)["logits"]
     rows = select(strategy, softmax(logits, 1.0), budget, seed)
-    details = (f"{STRATEGIES[strategy].label}, {len(rows):,} of {len(logits):,} images "
+    details = (f"{label}, {len(rows):,} of {len(logits):,} images "
                f"(budget {budget:,}, seed {seed})")
     return transfer_sets.save_from_run(session, rows, name, {
         "model": role, "how": "strategy", "strategy": strategy, "budget": budget, "seed": seed,

@@ -93,15 +93,20 @@ STRATEGIES: dict[str, Strategy] = {
 }
 
 
+def check_strategy(name: str) -> Strategy:
+    if name not in STRATEGIES:
+        raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    return STRATEGIES[name]
+
+
 def select(name: str, probs: np.ndarray, budget: int, seed: int = 0) -> np.ndarray:
     """The sorted rows strategy ``name`` keeps of ``probs`` (N x C soft labels at T=1), at most
     ``budget`` of them, drawn with ``seed`` where the strategy draws at random."""
-    if name not in STRATEGIES:
-        raise ConfigError(f"unknown strategy {name!r}; choose one of {', '.join(STRATEGIES)}")
+    strategy = check_strategy(name)
     if budget < 1:
         raise ConfigError(f"a transfer set's budget must be at least 1 image, got {budget}")
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 2 or len(probs) == 0:
         raise ConfigError(f"soft labels must be a non-empty (N, classes) array, got shape {probs.shape}")
-    rows = STRATEGIES[name].pick(probs, budget, np.random.default_rng(seed))
+    rows = strategy.pick(probs, budget, np.random.default_rng(seed))
     return np.sort(rows.astype(np.int64))

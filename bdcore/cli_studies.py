@@ -4,39 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields, replace
+from dataclasses import replace
 
 from . import studies
-from .config import ExperimentConfig
 from .errors import ConfigError
 from .presets import DEFAULT_PRESET, PRESETS
 from .store import RunStore
 from .study_views import over_seeds, runs_frame, to_latex
-
-TYPES = {f.name: f.type for f in fields(ExperimentConfig)}
-
-
-def parse_value(name: str, text: str) -> object:
-    """One command-line value of config field ``name``, typed as the field is."""
-    kind = TYPES.get(name)
-    if kind is None:
-        raise ConfigError(f"{name!r} is not a config field (see python -m bdcore run --help)")
-    try:
-        if kind == "bool":
-            if text.lower() not in ("true", "false"):
-                raise ValueError
-            return text.lower() == "true"
-        if kind == "int":
-            return int(text)
-        if kind == "float":
-            return float(text)
-        if kind == "int | None":
-            return None if text.lower() in ("none", "all") else int(text)
-        if kind == "list[str]":
-            return text.split("+")  # finetune_ks=10+all: one value of the axis, two fine-tunes
-        return text
-    except ValueError:
-        raise ConfigError(f"{name}: {text!r} is not {kind}") from None
 
 
 def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
@@ -55,8 +29,8 @@ def spec_from_args(args: argparse.Namespace) -> studies.StudySpec:
         return spec if args.name is None else replace(spec, name=args.name)
     if not args.name:
         raise ConfigError("give a study file, or --name with --axis options")
-    base = {name: parse_value(name, value) for name, value in _pairs(args.set, "--set")}
-    axes = {name: [parse_value(name, v) for v in values.split(",")]
+    base = {name: studies.parse_value(name, value) for name, value in _pairs(args.set, "--set")}
+    axes = {name: [studies.parse_value(name, v) for v in values.split(",")]
             for name, values in _pairs(args.axis, "--axis")}
     return studies.StudySpec(args.name, args.preset, base, axes, args.baseline).validate()
 

@@ -23,7 +23,6 @@ from .runs import RunsRoot, read_json, write_json_atomic
 from .store import ACTIVE, RESUMABLE, RunRecord, RunStore
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-FIELDS = {f.name for f in fields(ExperimentConfig)}
 MAX_RUNS = 500  # a typo in an axis should not queue ten thousand runs
 BASELINE = "baseline"  # the pseudo-axis of a study with baselines: "blind" and each baseline asked for
 # What each baseline changes in a run, so that a blind figure can be read against it: no teacher at
@@ -37,6 +36,32 @@ BASELINES: dict[str, Callable[[ExperimentConfig], dict]] = {
     "in_distribution": lambda c: {"unlabeled": c.labeled, "unlabeled_limit": c.unlabeled_limit},
     "noise": lambda c: {"unlabeled": NOISE},
 }
+
+
+TYPES = {f.name: f.type for f in fields(ExperimentConfig)}  # a field's annotation, as text
+
+
+def parse_value(name: str, text: str) -> object:
+    """One command-line value of config field ``name``, typed as the field is."""
+    kind = TYPES.get(name)
+    if kind is None:
+        raise ConfigError(f"{name!r} is not a config field (see python -m bdcore run --help)")
+    try:
+        if kind == "bool":
+            if text.lower() not in ("true", "false"):
+                raise ValueError
+            return text.lower() == "true"
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind == "int | None":
+            return None if text.lower() in ("none", "all") else int(text)
+        if kind == "list[str]":
+            return text.split("+")  # finetune_ks=10+all: one value of the axis, two fine-tunes
+        return text
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not {kind}") from None
 
 
 class StudyError(UserError):
@@ -59,7 +84,7 @@ class StudySpec:
         if self.preset not in PRESETS:
             problems.append(f"preset {self.preset!r}: choose one of {', '.join(PRESETS)}")
         for key in [*self.base, *self.axes]:
-            if key not in FIELDS:
+            if key not in TYPES:
                 problems.append(f"{key!r} is not a config field (see python -m bdcore run --help)")
         for key, values in self.axes.items():
             if not isinstance(values, list) or not values:

@@ -19,14 +19,6 @@ st.caption("A study is one launch of many runs: a preset, then every combination
 store = run_store()
 
 
-def numbers(text: str, kind: type) -> list:
-    values = [v.strip() for v in text.split(",") if v.strip()]
-    try:
-        return [kind(v) for v in values]
-    except ValueError:
-        raise UserError(f"{text!r}: give numbers separated by commas") from None
-
-
 with st.expander("Launch a study", expanded=not studies.list_studies(store.root)):
     with st.form("study"):
         c1, c2 = st.columns(2)
@@ -42,7 +34,9 @@ with st.expander("Launch a study", expanded=not studies.list_studies(store.root)
         if st.form_submit_button("Launch the study", type="primary"):
             try:
                 axes = {"teacher": teachers, "student": students,
-                        "temperature": numbers(temperatures, float), SEED: list(range(int(seeds)))}
+                        "temperature": [studies.parse_value("temperature", v)
+                                        for v in temperatures.split(",") if v.strip()],
+                        SEED: list(range(int(seeds)))}
                 spec = studies.StudySpec(name.strip(), preset, {}, {k: v for k, v in axes.items() if v})
                 study = studies.launch(spec.validate(), store)
                 st.success(f"Study {spec.name}: {len(study.run_ids)} runs queued (identical runs are "

@@ -2,11 +2,11 @@
 (70,000 points for MNIST + Fashion-MNIST) in the teacher's feature space, as the Embeddings page
 computes them, with their quality.
 
-    python bench/explorer_full_size.py [--run RUN_DIR] [--methods umap tsne] [--params JSON ...]
+    python bench/explorer_full_size.py [--run RUN_DIR] [--neighbours] [--methods umap tsne] [--params JSON ...]
 
 Features are the teacher's penultimate features over both whole sets (computed once, cached in the
 run). Each reduction is timed alone (wall and CPU seconds of this process, /proc/loadavg beside);
-UMAP's and pynndescent's one-off JIT warm-up is done first and timed apart (the app does it in a
+UMAP's one-off JIT warm-up (seeded and parallel) is done first and timed apart (the app does it in a
 background thread). Quality, comparable between settings:
 - kNN accuracy: 10-NN classification of the 2-D points, 5-fold, labeled classes and unlabeled
   classes apart (20 classes), over all points;
@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from embeddings_speed import load, newest_run, timed
 
 from bdcore.embeddings import ExploreSession, ReduceParams, set_outputs
+from bdcore.embeddings.neighbours import approximate_knn, exact_knn
 from bdcore.embeddings.reduce import prepare, reduce, warm_up_umap
 
 TRUST_SAMPLE = 5000
@@ -52,6 +53,16 @@ def quality(x: np.ndarray, coords: np.ndarray, labels: np.ndarray) -> tuple[floa
     return trust, knn
 
 
+def neighbour_graphs(x: np.ndarray, k: int = 15) -> None:
+    """The exact and the approximate neighbour search side by side on the reducer's input, with
+    the approximate one's recall (the share of the true k neighbours it finds)."""
+    exact, wall_exact, _ = timed(lambda: exact_knn(x, k))
+    approx, wall_approx, _ = timed(lambda: approximate_knn(x, k))
+    found = np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(approx[0], exact[0], strict=True)])
+    print(f"neighbours ({k}) of {len(x):,} x {x.shape[1]}: exact {wall_exact:.1f} s, approximate "
+          f"{wall_approx:.1f} s, recall {found:.4f}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path,
@@ -59,6 +70,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["umap", "tsne"])
     parser.add_argument("--params", nargs="+", default=["{}"],
                         help="JSON of ReduceParams fields to override; several: each is timed")
+    parser.add_argument("--neighbours", action="store_true",
+                        help="first time the exact and the approximate neighbour search side by side")
     args = parser.parse_args()
     import torch
 
@@ -66,8 +79,11 @@ def main() -> None:
     (x, labels), wall, _ = timed(lambda: whole_sets(session))
     print(f"run {session.path}\n{len(x):,} points x {x.shape[1]} features (teacher {session.config.teacher}) "
           f"in {wall:.1f} s; cpu threads {torch.get_num_threads()}", flush=True)
+    if args.neighbours:
+        neighbour_graphs(prepare(x, ReduceParams(method="umap")))
+        neighbour_graphs(prepare(x, ReduceParams(method="tsne")), k=91)  # t-SNE's 3 x perplexity + 1
     (_, wall, _) = timed(warm_up_umap)
-    print(f"UMAP + pynndescent JIT warm-up (one-off, excluded below): {wall:.1f} s", flush=True)
+    print(f"UMAP JIT warm-up, seeded and parallel (one-off, excluded below): {wall:.1f} s", flush=True)
     for method in args.methods:
         for changes in args.params:
             params = replace(ReduceParams(method=method), **json.loads(changes))

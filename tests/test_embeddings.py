@@ -21,7 +21,8 @@ from bdcore.embeddings import (
     reduce,
     set_outputs,
 )
-from bdcore.embeddings.reduce import exact_knn, tsne_impl_for, without_self
+from bdcore.embeddings.neighbours import exact_knn, without_self
+from bdcore.embeddings.reduce import tsne_impl_for
 from bdcore.models import build_model
 from bdcore.store import RunStore
 

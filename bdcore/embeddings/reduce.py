@@ -1,6 +1,9 @@
-"""Reduce features to 2-D or 3-D: t-SNE (openTSNE or scikit-learn, picked by size), UMAP (with an
-exact k-nearest-neighbour graph computed in torch, so pynndescent never runs) or PCA. Every
-reducer is seeded, so the same inputs and params give the same picture."""
+"""Reduce features to 2-D or 3-D: t-SNE (openTSNE or scikit-learn, picked by size), UMAP (on a
+k-nearest-neighbour graph computed in torch, neighbours.py, so pynndescent never runs) or PCA.
+Every reducer is seeded, so the same inputs and params give the same picture, except UMAP from
+LARGE points: its layout then runs on every core, which umap-learn does only unseeded (threads
+race to move shared points), and its neighbours are approximate. The embedding cache keeps the
+first picture, so a user sees the same one until the cache is cleared."""
 from __future__ import annotations
 
 import warnings
@@ -13,12 +16,13 @@ from sklearn.decomposition import PCA
 
 from ..errors import ConfigError
 from .features import Progress
+from .neighbours import exact_knn, nearest_neighbours, without_self
 
 METRICS = ("euclidean", "cosine")  # cosine: rows scaled to unit length, then euclidean
 INITS = {"tsne": ("pca", "random"), "umap": ("spectral", "pca", "random"), "pca": ("pca",)}
 TSNE_IMPLS = ("auto", "opentsne", "sklearn")
 EARLY_ITER = 250  # t-SNE early-exaggeration iterations, before ``n_iter`` normal ones
-KNN_CHUNK = 2048
+LARGE = 20_000  # UMAP from this many points: approximate neighbours, PCA start, parallel layout
 FFT_FROM = 5000  # t-SNE "auto": scikit-learn's Barnes-Hut below this many points, openTSNE's FFT from it
 
 
@@ -34,15 +38,19 @@ class ReduceParams:
     min_dist: float = 0.1  # UMAP
     n_epochs: int = 200  # UMAP
     metric: str = "euclidean"
-    init: str = "auto"  # auto: pca for t-SNE, spectral for UMAP
+    init: str = "auto"  # auto: pca for t-SNE, spectral for UMAP (pca from LARGE points)
     pca_dims: int = 50  # features are first reduced to this many PCA components (0: never)
     seed: int = 0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def resolved_init(self) -> str:
-        return INITS[self.method][0] if self.init == "auto" else self.init
+    def resolved_init(self, n: int = 0) -> str:
+        """``init`` for ``n`` points: "auto" is PCA for a UMAP of LARGE points or more, whose
+        spectral start (an eigenproblem on the whole graph) costs seconds for the same picture."""
+        if self.init != "auto":
+            return self.init
+        return "pca" if self.method == "umap" and n >= LARGE else INITS[self.method][0]
 
     def validate(self) -> ReduceParams:
         problems = []
@@ -74,31 +82,6 @@ def prepare(x: np.ndarray, params: ReduceParams) -> np.ndarray:
     if params.method != "pca" and 0 < params.pca_dims < min(x.shape):
         x = PCA(params.pca_dims, random_state=params.seed).fit_transform(x).astype(np.float32)
     return x
-
-
-def exact_knn(x: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices and euclidean distances of each row's ``k`` nearest rows (itself first), exact.
-    Squared distances by one matrix product per chunk (|b|^2 - 2ab: a row's own |a|^2 does not
-    change its order), which is several times faster than ``torch.cdist`` at 70,000 rows."""
-    t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    k = min(k, len(t))
-    norms = (t * t).sum(1)
-    idx, dist = [], []
-    for chunk in t.split(KNN_CHUNK):
-        i = torch.addmm(norms, chunk, t.T, alpha=-2).topk(k, largest=False).indices
-        idx.append(i)
-        # the distances themselves directly: the expansion above loses small ones to cancellation
-        dist.append((chunk[:, None, :] - t[i]).norm(dim=2))
-    return torch.cat(idx).numpy().astype(np.int64), torch.cat(dist).numpy().astype(np.float32)
-
-
-def without_self(idx: np.ndarray, dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``exact_knn``'s k neighbours less each row itself (or, for a row with exact duplicates
-    ranked before it, less its farthest neighbour): k - 1 other rows."""
-    drop = idx == np.arange(len(idx))[:, None]
-    drop[~drop.any(axis=1), -1] = True
-    keep = ~drop
-    return idx[keep].reshape(len(idx), -1), dist[keep].reshape(len(idx), -1)
 
 
 def tsne_impl_for(n: int, params: ReduceParams) -> str:
@@ -147,9 +130,9 @@ def _tsne(x: np.ndarray, params: ReduceParams, progress: Progress, init: np.ndar
         progress(min(done[0] / total, 1.0), f"t-SNE iteration {min(done[0], total)}/{total}")
         return False
 
-    # The neighbours perplexity weighs (3 x perplexity), exact, by exact_knn: faster here than
+    # The neighbours perplexity weighs (3 x perplexity), from neighbours.py: faster here than
     # openTSNE's own Annoy index (docs/performance.md, "The explorer at full size").
-    idx, dist = without_self(*exact_knn(x, min(len(x) - 1, int(3 * perplexity)) + 1))
+    idx, dist = without_self(*nearest_neighbours(x, min(len(x) - 1, int(3 * perplexity)) + 1, params.seed))
     affinities = openTSNE.affinity.PerplexityBasedNN(
         perplexity=perplexity, knn_index=openTSNE.nearest_neighbors.PrecomputedNeighbors(idx, dist),
         n_jobs=torch.get_num_threads(), random_state=params.seed)
@@ -164,16 +147,23 @@ def _tsne(x: np.ndarray, params: ReduceParams, progress: Progress, init: np.ndar
 def _umap(x: np.ndarray, params: ReduceParams, progress: Progress, init: np.ndarray | None) -> np.ndarray:
     x = prepare(x, params)
     progress(0.05, "UMAP neighbour graph")
-    knn = exact_knn(x, params.n_neighbors)
+    knn = nearest_neighbours(x, params.n_neighbors, params.seed)
     progress(0.2, f"UMAP layout ({params.n_epochs} epochs)")
+    start = params.resolved_init(len(x)) if init is None else np.asarray(init, np.float64)
+    return _umap_layout(x, knn, params, start, parallel=len(x) >= LARGE)
+
+
+def _umap_layout(x: np.ndarray, knn: tuple[np.ndarray, np.ndarray], params: ReduceParams,
+                 start: str | np.ndarray, parallel: bool) -> np.ndarray:
     import umap
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # no search index is kept: transform() is never used
         reducer = umap.UMAP(n_neighbors=min(params.n_neighbors, len(x)), n_components=params.dims,
-                            min_dist=params.min_dist,
-                            init=params.resolved_init() if init is None else np.asarray(init, np.float64),
-                            n_epochs=params.n_epochs, random_state=params.seed,
+                            min_dist=params.min_dist, init=start, n_epochs=params.n_epochs,
+                            # umap-learn runs its epochs in parallel only when unseeded
+                            random_state=None if parallel else params.seed,
+                            n_jobs=torch.get_num_threads() if parallel else 1,
                             precomputed_knn=(*knn, None))
         return reducer.fit_transform(x).astype(np.float32)
 
@@ -207,9 +197,11 @@ def reduce(x: np.ndarray, params: ReduceParams, progress: Progress | None = None
 
 
 def warm_up_umap() -> None:
-    """Compile (or load from numba's on-disk cache) UMAP's JIT functions on a tiny input, so the
-    first real UMAP does not pay for it; run it once per process in a background thread."""
-    rng = np.random.default_rng(0)
-    reduce(rng.normal(size=(64, 8)).astype(np.float32),
-           ReduceParams(method="umap", n_neighbors=5, n_epochs=5, pca_dims=0))
-
+    """Compile UMAP's JIT functions, seeded and parallel, on a tiny input, so the first real UMAP
+    does not pay for them (numba does not cache them on disk); run it once per process in a
+    background thread."""
+    x = np.random.default_rng(0).normal(size=(64, 8)).astype(np.float32)
+    params = ReduceParams(method="umap", n_neighbors=5, n_epochs=5, pca_dims=0)
+    knn = exact_knn(x, params.n_neighbors)
+    for parallel in (False, True):
+        _umap_layout(x, knn, params, "random", parallel)

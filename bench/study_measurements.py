@@ -55,8 +55,15 @@ def wait(study: studies.Study, store: RunStore, poll: float = 5.0) -> None:
 
 
 def measure(spec: studies.StudySpec, store: RunStore) -> dict:
+    """Launch the study and wait for it; one launched before (a bench stopped half-way) is
+    resumed instead, and its wall time then covers the rest only."""
     start = time.time()
-    study = studies.launch(spec, store)
+    resumed = spec.name in {s.spec.name for s in studies.list_studies(store.root)}
+    if resumed:
+        study = studies.load(spec.name, store.root)
+        studies.resume(study, store)
+    else:
+        study = studies.launch(spec, store)
     wait(study, store)
     wall = time.time() - start
     rows = studies.records(study, store)
@@ -65,7 +72,7 @@ def measure(spec: studies.StudySpec, store: RunStore) -> dict:
     print(f"\n{spec.name}: {len(rows)} runs, {wall:.0f} s from launch to the last run's end")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     seconds = [r.finished - r.started for _p, r in rows if r is not None and r.started and r.finished]
-    return {"spec": asdict(spec), "wall_s": round(wall, 1), "runs": len(rows),
+    return {"spec": asdict(spec), "wall_s": round(wall, 1), "resumed": resumed, "runs": len(rows),
             "failed": int((frame["status"] != "succeeded").sum()),
             "run_seconds": [round(s, 1) for s in seconds],
             "per_run": json.loads(frame.to_json(orient="records")),
@@ -86,10 +93,13 @@ def main() -> None:
     print(f"runs folder {runs_dir}; device {device}")
     results = {"device": device, "runs_dir": str(runs_dir),
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "studies": {}}
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists():  # a bench stopped half-way: keep what it measured
+        results["studies"] = json.loads(out.read_text())["studies"]
     for name in args.only:
         results["studies"][name] = measure(STUDIES[name], store)
-        if args.out:
-            Path(args.out).write_text(json.dumps(results, indent=1) + "\n")
+        if out is not None:
+            out.write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from tqdm import tqdm
 
+from . import distributed
 from .cli_datasets import add_datasets_parser
 from .cli_jobs import add_jobs_parser
 from .cli_options import add_config_options, config_from_args, writable_folder
@@ -106,13 +107,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["BD_RUNS_DIR"] = args.runs_dir
     # settings, device and runs folder are checked before run_experiment creates the run folder
     config = config_from_args(args).validate()
+    distributed.check_batch(config.batch_size, distributed.launched_world_size())
     check_device(config.device)
     root = _runs_root(args)
-    progress = ProgressBar(enabled=not args.json)
+    distributed.init()  # started by torchrun: one of its processes (docs/distributed.md)
+    main = distributed.is_main()
+    progress = ProgressBar(enabled=not args.json and main)
     try:
         result = run_experiment(config, root, progress.epoch, progress.event)
     finally:
         progress.close()
+        distributed.teardown()
+    if not main:  # rank 0 speaks for the run
+        return 0
     if args.json:
         print(json.dumps(result.to_dict()))
     else:

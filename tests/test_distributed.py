@@ -1,0 +1,126 @@
+"""One run across two CPU processes (gloo, started by torchrun): each rank takes its part of every
+global batch, the two together train what one process trains, one run folder is written, a rank
+killed mid-run is resumed by torchrun's restart, and its checkpoints load in one process."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bdcore import distributed
+from bdcore.cli import main
+from bdcore.config import ExperimentConfig
+from bdcore.data import load_pair
+from bdcore.experiment import run_experiment
+from bdcore.models import build_model
+from bdcore.runs import RunDir, RunsRoot, load_weights
+from bdcore.train import accuracy, epoch_batches
+
+ROOT = Path(__file__).resolve().parents[1]
+# No augmentation or input noise: then two processes take exactly the steps one takes (their
+# gradients averaged by DDP are the global batch's), and the weights agree to rounding.
+SAME_STEPS = dict(teacher="mlp", student="mlp", teacher_epochs=2, blind_epochs=8, finetune_epochs=1,
+                  finetune_ks=["5", "all"], finetune_min_steps=3, batch_size=64, device="cpu",
+                  teacher_augment=False, teacher_input_noise=0.0, finetune_augment=False)
+STAGES = ("teacher", "blind", "finetune-k5", "finetune-kall")
+
+
+def options(config: dict) -> list[str]:
+    out = []
+    for name, value in config.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, list):
+            out += [flag.removesuffix("s"), *value]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def children(pid: int) -> dict[int, dict[str, str]]:
+    """The processes whose parent is ``pid``, with their environment."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                environ = (stat.parent / "environ").read_bytes().split(b"\0")
+                found[int(stat.parent.name)] = dict(e.decode().partition("=")[::2] for e in environ if e)
+        except (OSError, ValueError, IndexError):
+            continue  # gone meanwhile
+    return found
+
+
+def test_each_rank_takes_an_equal_part_of_every_global_batch(monkeypatch):
+    x = torch.arange(10).view(10, 1, 1, 1).float()
+    batches = lambda: [i.tolist() for i, _ in epoch_batches(x, 4, 3, torch.Generator().manual_seed(0))]  # noqa: E731
+    one, parts = batches(), []
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    for rank in (0, 1):
+        monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
+        parts.append(batches())
+    assert [a + b for a, b in zip(*parts, strict=True)] == one  # the same rows, step by step
+    assert [len(p) for p in parts[0]] == [2, 2, 1]
+
+
+def test_a_batch_that_does_not_divide_is_refused(tiny_data, capsys):
+    with pytest.raises(Exception, match="does not divide among 2 processes"):
+        distributed.check_batch(63, 2)
+    assert main(["jobs", "submit", "--procs", "2", "--batch-size", "63"]) == 2
+    assert "choose a multiple of 2" in capsys.readouterr().err
+
+
+def test_two_processes_train_what_one_does_and_resume_after_a_rank_is_killed(tiny_data, tmp_path):
+    config = ExperimentConfig(**SAME_STEPS)
+    one = run_experiment(config, RunsRoot(tmp_path / "one"))
+
+    root = RunsRoot(tmp_path / "two")
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         "--max-restarts", "1", "-m", "bdcore", "run", *options(SAME_STEPS), "--json",
+         "--runs-dir", str(root.path)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # kill rank 1 (which writes nothing) once the blind stage is under way
+        killed, end = False, time.time() + 60
+        while not killed and launcher.poll() is None and time.time() < end:
+            runs = root.run_folders()
+            if runs and sum(1 for m in runs[0].metrics() if m["stage"] == "blind") >= 2:
+                for pid, env in children(launcher.pid).items():
+                    if env.get("RANK") == "1":
+                        os.kill(pid, signal.SIGKILL)
+                        killed = True
+            time.sleep(0.01)
+        out, err = launcher.communicate(timeout=90)
+    finally:
+        launcher.kill()
+    assert killed, f"the run ended before a rank could be killed: {err[-2000:]}"
+    assert launcher.returncode == 0, err[-2000:]
+    two = json.loads(out.strip().splitlines()[-1])
+
+    # the same accuracies, and weights equal to rounding
+    assert abs(two["teacher_acc"] - one.teacher_acc) <= 0.02
+    assert abs(two["blind_acc"] - one.blind_acc) <= 0.02
+    for k, acc in one.finetune_acc.items():
+        assert abs(two["finetune_acc"][k] - acc) <= 0.02
+    [run] = root.run_folders()  # one folder, through the restart
+    assert str(run.path) == two["run_dir"]
+    for stage in STAGES:
+        a, b = load_file(str(RunDir(one.run_dir).checkpoint(stage))), load_file(str(run.checkpoint(stage)))
+        assert all(torch.allclose(a[name], b[name], atol=1e-3) for name in a), stage
+    assert not list(run.path.glob("*.e*.*")) and not list(run.path.glob("*.tmp"))
+    epochs = [(m["stage"], m["epoch"]) for m in run.metrics()]
+    assert epochs == [(m["stage"], m["epoch"]) for m in RunDir(one.run_dir).metrics()]
+
+    # written by two processes, loaded by one: the weights, and the whole run resumed
+    data = load_pair(config.pair_spec())
+    model = load_weights(build_model("mlp", data.input_shape, data.num_classes), run.checkpoint("blind"))
+    assert accuracy(model, data.test_x, data.test_y) == pytest.approx(two["blind_acc"], abs=0.011)
+    again = run_experiment(config, root, run=run)
+    assert (again.teacher_acc, again.blind_acc) == (two["teacher_acc"], two["blind_acc"])

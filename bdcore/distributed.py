@@ -32,7 +32,12 @@ def init() -> None:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         backend = "cpu:gloo,cuda:nccl"  # objects and CPU runs over gloo, a GPU run's tensors over NCCL
-    dist.init_process_group(backend)
+    store, rank_, world = next(dist.rendezvous("env://"))
+    # torchrun keeps its store when it restarts the processes (--max-restarts): without a prefix of
+    # its own, a restarted group read the dead group's addresses and hung or failed to connect
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    dist.init_process_group(backend, store=dist.PrefixStore(f"bdcore/attempt-{attempt}", store),
+                            rank=rank_, world_size=world)
 
 
 def teardown() -> None:

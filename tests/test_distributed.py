@@ -1,6 +1,7 @@
 """One run across two CPU processes (gloo, started by torchrun): each rank takes its part of every
 global batch, the two together train what one process trains, one run folder is written, a rank
 killed mid-run is resumed by torchrun's restart, and its checkpoints load in one process."""
+import contextlib
 import json
 import os
 import signal
@@ -85,7 +86,7 @@ def test_two_processes_train_what_one_does_and_resume_after_a_rank_is_killed(tin
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          "--max-restarts", "1", "-m", "bdcore", "run", *options(SAME_STEPS), "--json",
          "--runs-dir", str(root.path)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         # kill rank 1 (which writes nothing) once the blind stage is under way
         killed, end = False, time.time() + 60
@@ -98,8 +99,9 @@ def test_two_processes_train_what_one_does_and_resume_after_a_rank_is_killed(tin
                         killed = True
             time.sleep(0.01)
         out, err = launcher.communicate(timeout=90)
-    finally:
-        launcher.kill()
+    finally:  # torchrun and its workers, whatever happened
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(launcher.pid, signal.SIGKILL)
     assert killed, f"the run ended before a rank could be killed: {err[-2000:]}"
     assert launcher.returncode == 0, err[-2000:]
     two = json.loads(out.strip().splitlines()[-1])

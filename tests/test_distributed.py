@@ -1,6 +1,7 @@
 """One run across two CPU processes (gloo, started by torchrun): each rank takes its part of every
 global batch, the two together train what one process trains, one run folder is written, a rank
-killed mid-run is resumed by torchrun's restart, and its checkpoints load in one process."""
+killed mid-run is resumed by torchrun's restart, and its checkpoints load in one process; through
+the queue (`jobs submit --procs 2`), a run of two processes is cancelled and resumed."""
 import contextlib
 import json
 import os
@@ -14,13 +15,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from bdcore import distributed
+from bdcore import distributed, jobs
 from bdcore.cli import main
 from bdcore.config import ExperimentConfig
 from bdcore.data import load_pair
 from bdcore.experiment import run_experiment
 from bdcore.models import build_model
 from bdcore.runs import RunDir, RunsRoot, load_weights
+from bdcore.store import RunStore
 from bdcore.train import accuracy, epoch_batches
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,3 +128,34 @@ def test_two_processes_train_what_one_does_and_resume_after_a_rank_is_killed(tin
     assert accuracy(model, data.test_x, data.test_y) == pytest.approx(two["blind_acc"], abs=0.011)
     again = run_experiment(config, root, run=run)
     assert (again.teacher_acc, again.blind_acc) == (two["teacher_acc"], two["blind_acc"])
+
+
+def wait_for(predicate, timeout: float):
+    end = time.time() + timeout
+    while time.time() < end:
+        if value := predicate():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout}s")
+
+
+def test_a_queued_run_of_two_processes_is_cancelled_and_resumed(tiny_data, monkeypatch):
+    monkeypatch.setenv("BD_MAX_JOBS", "1")
+    store = RunStore()
+    config = ExperimentConfig(**{**SAME_STEPS, "blind_epochs": 150, "finetune_ks": ["all"]})
+    run_id = jobs.submit(store, config, procs=2).run_id
+    assert store.get(run_id).procs == 2
+    wait_for(lambda: sum(e["stage"] == "blind" for e in store.epochs([run_id])) >= 2, 90)
+    launcher = store.get(run_id).pid  # torchrun, which started both workers
+    assert "torch.distributed.run" in Path(f"/proc/{launcher}/cmdline").read_text()
+    assert jobs.cancel(store, run_id) == "cancelling"
+    record = wait_for(lambda: (r := store.get(run_id)).status != "running" and r, 30)
+    assert record.status == "cancelled", record.error
+    wait_for(lambda: not jobs.process_alive(launcher, run_id), 30)
+
+    jobs.resume(store, run_id)
+    record = wait_for(lambda: (r := store.get(run_id)).status not in ("queued", "running") and r, 150)
+    assert record.status == "succeeded", record.error
+    blind = [e["epoch"] for e in store.epochs([run_id]) if e["stage"] == "blind"]
+    assert blind == list(range(1, 151))  # each epoch once: only rank 0 reports
+    assert [r.path for r in store.root.run_folders()] == [Path(record.run_dir)]

@@ -9,6 +9,7 @@ import time
 from . import jobs
 from .cli_options import add_config_options, config_from_args
 from .data import check_dataset_path
+from .placement import PROCS_HELP
 from .store import ACTIVE, RunStore
 
 
@@ -111,9 +112,7 @@ def add_jobs_parser(sub: argparse._SubParsersAction) -> None:
     add_config_options(p)
     p.add_argument("--force", action="store_true",
                    help="queue a new run even if one with the same settings exists")
-    p.add_argument("--procs", type=int, default=1,
-                   help="train the run in this many processes on this machine, one GPU each where "
-                        "there are GPUs (torchrun; docs/distributed.md) (default: %(default)s)")
+    p.add_argument("--procs", type=int, default=1, help=f"{PROCS_HELP} (default: %(default)s)")
     p.set_defaults(func=cmd_submit)
 
     for name, func, text in (

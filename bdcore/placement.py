@@ -49,6 +49,16 @@ def worker_env(gpu: int | None) -> dict[str, str]:
     return env
 
 
+PROCS_HELP = ("train the run in this many processes on this machine, one GPU each where there are GPUs "
+              "(torchrun, DistributedDataParallel; the same results within noise: docs/distributed.md)")
+
+
+def procs_worth_offering() -> int:
+    """The most processes to offer a run on this machine: one per GPU; 1 on CPUs, where one
+    process already uses every core."""
+    return max(1, torch.cuda.device_count())
+
+
 def check_procs(procs: int, batch_size: int, device: str) -> None:
     """A run of ``procs`` processes fits this machine: each takes an equal part of every batch, and
     on GPUs each its own GPU (the worker then sees every GPU, not the one it was placed on)."""

@@ -162,7 +162,7 @@ def epoch_batches(inputs: Images, batch_size: int, steps: int,
         yield index, inputs[index]
 
 
-def rank_draws(device: torch.device, seed: int, epoch: int) -> torch.Generator:
+def _rank_draws(device: torch.device, seed: int, epoch: int) -> torch.Generator:
     """With several processes, this rank's random draws for an epoch: its augmentations and input
     noise, and dropout through the global generator. Ranks perturb their parts independently while
     the stage's own generator, which orders the batches, stays the same on every rank; seeded from
@@ -225,7 +225,7 @@ def fit(model: nn.Module, inputs: Images, batch_loss: BatchLoss, test_x: Images,
         start = time.perf_counter()
         model.train()
         total, seen = torch.zeros((), device=device), 0
-        draws = rank_draws(generator.device, seed, epoch) if several else generator
+        draws = _rank_draws(generator.device, seed, epoch) if several else generator
         for index, x in epoch_batches(inputs, bs, steps_per_epoch, generator):
             if augment is not None:
                 x = augment(x, draws)

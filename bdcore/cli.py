@@ -110,14 +110,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     distributed.check_batch(config.batch_size, distributed.launched_world_size())
     check_device(config.device)
     root = _runs_root(args)
-    distributed.init()  # started by torchrun: one of its processes (docs/distributed.md)
-    main = distributed.is_main()
-    progress = ProgressBar(enabled=not args.json and main)
-    try:
-        result = run_experiment(config, root, progress.epoch, progress.event)
-    finally:
-        progress.close()
-        distributed.teardown()
+    with distributed.process_group() as main:  # started by torchrun: one of its processes
+        progress = ProgressBar(enabled=not args.json and main)
+        try:
+            result = run_experiment(config, root, progress.epoch, progress.event)
+        finally:
+            progress.close()
     if not main:  # rank 0 speaks for the run
         return 0
     if args.json:
@@ -133,18 +131,21 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     root = _runs_root(args)
-    progress = ProgressBar(enabled=not args.json)
     start = time.perf_counter()
     by_seed = []
-    try:
-        for seed in range(args.seed, args.seed + args.seeds):
-            by_seed.append(run_table(
-                args.table, seed=seed, device=args.device, root=root, on_epoch=progress.epoch,
-                on_event=progress.event,
-                on_row=None if args.json else lambda r, s=seed: tqdm.write(f"seed {s}: {r.headline()}",
-                                                                           file=sys.stderr)))
-    finally:
-        progress.close()
+    with distributed.process_group() as main:  # started by torchrun: every row across its processes
+        progress = ProgressBar(enabled=not args.json and main)
+        try:
+            for seed in range(args.seed, args.seed + args.seeds):
+                by_seed.append(run_table(
+                    args.table, seed=seed, device=args.device, root=root, on_epoch=progress.epoch,
+                    on_event=progress.event,
+                    on_row=None if args.json or not main else
+                    lambda r, s=seed: tqdm.write(f"seed {s}: {r.headline()}", file=sys.stderr)))
+        finally:
+            progress.close()
+    if not main:
+        return 0
     table, wall = TABLES[args.table], time.perf_counter() - start
     if args.json:
         print(json.dumps([{**r.to_dict(), "seed": seed}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import torch
@@ -43,6 +44,17 @@ def init() -> None:
 def teardown() -> None:
     if is_distributed():
         dist.destroy_process_group()
+
+
+@contextmanager
+def process_group() -> Iterator[bool]:
+    """In the process group for the block (``init``, then ``teardown``); yields whether this
+    process is rank 0, the one that speaks for the run."""
+    init()
+    try:
+        yield is_main()
+    finally:
+        teardown()
 
 
 def is_distributed() -> bool:

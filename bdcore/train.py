@@ -1,6 +1,7 @@
 """The training loop: one plain function, read top to bottom. Data are in-memory tensors on the
 training device, batches taken by index; or a set streamed from the prepared cache on disk, a
-shuffled batch at a time. Progress leaves through a callback."""
+shuffled batch at a time. Progress leaves through a callback. Started by torchrun, each process
+trains its part of every batch under DistributedDataParallel (bdcore.distributed)."""
 from __future__ import annotations
 
 import hashlib

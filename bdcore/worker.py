@@ -131,16 +131,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store", required=True, help="path of the run store (runs.db)")
     args = parser.parse_args(argv)
     store = RunStore(args.store)
-    distributed.init()  # started by torchrun: one of the run's processes
-    if not distributed.is_main():
-        train_beside(store, args.run_id)
-        distributed.teardown()
-        return 0
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    try:
+    with distributed.process_group() as main:  # started by torchrun: one of the run's processes
+        if not main:
+            train_beside(store, args.run_id)
+            return 0
+        signal.signal(signal.SIGTERM, _on_sigterm)
         status = work(store, args.run_id)
-    finally:
-        distributed.teardown()
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if status is None:
         print(f"run {args.run_id} is not this worker's to train; left alone", flush=True)

@@ -1,7 +1,8 @@
 """One run across two CPU processes (gloo, started by torchrun): each rank takes its part of every
 global batch, the two together train what one process trains, one run folder is written, a rank
 killed mid-run is resumed by torchrun's restart, and its checkpoints load in one process; through
-the queue (`jobs submit --procs 2`), a run of two processes is cancelled and resumed."""
+the queue (`jobs submit --procs 2`), a run of two processes is cancelled and resumed (slow); a set
+streamed from disk is shared out between the ranks by litdata."""
 import contextlib
 import json
 import os
@@ -13,12 +14,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.multiprocessing as mp
 from safetensors.torch import load_file
+from test_prepared import unlabeled_folder
 
 from bdcore import distributed, jobs
 from bdcore.cli import main
 from bdcore.config import ExperimentConfig
-from bdcore.data import load_pair
+from bdcore.data import load_dataset, load_pair
 from bdcore.experiment import run_experiment
 from bdcore.models import build_model
 from bdcore.runs import RunDir, RunsRoot, load_weights
@@ -70,6 +73,28 @@ def test_each_rank_takes_an_equal_part_of_every_global_batch(monkeypatch):
         parts.append(batches())
     assert [a + b for a, b in zip(*parts, strict=True)] == one  # the same rows, step by step
     assert [len(p) for p in parts[0]] == [2, 2, 1]
+
+
+def _streamed_epoch(rank: int, init: str, spec: str, out: dict) -> None:
+    """One rank of a 2-process group: its batches of one epoch over a set streamed from disk."""
+    torch.distributed.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    images = load_dataset(spec, "train").images
+    batches = list(epoch_batches(images, 8, 7, torch.Generator().manual_seed(0)))
+    out[rank] = [(index.tolist(), torch.equal(x, images[index])) for index, x in batches]
+    torch.distributed.destroy_process_group()
+
+
+def test_a_streamed_set_is_shared_out_by_litdata_between_ranks(tmp_path, monkeypatch):
+    monkeypatch.setenv("BD_IN_MEMORY_MB", "0")  # stream from the prepared cache on disk
+    spec = f"folder:{unlabeled_folder(tmp_path / 'u', n=50)}"
+    assert len(load_dataset(spec, "train").images) == 50  # prepared once, before the ranks read it
+    out = mp.get_context("spawn").Manager().dict()
+    mp.spawn(_streamed_epoch, args=(f"file://{tmp_path / 'rendezvous'}", spec, out), nprocs=2)
+    first, second = out[0], out[1]
+    assert len(first) == len(second)  # in step: every training step waits for both ranks
+    assert all(len(index) <= 4 and rows_right for index, rows_right in first + second)  # half of 8
+    rows = [i for index, _ in first + second for i in index]
+    assert len(rows) == len(set(rows)) >= 48  # each row at most once; litdata evens out the shares
 
 
 def test_a_batch_that_does_not_divide_is_refused(tiny_data, capsys):
@@ -139,6 +164,7 @@ def wait_for(predicate, timeout: float):
     raise AssertionError(f"timed out after {timeout}s")
 
 
+@pytest.mark.slow  # about 50 s: two torchrun starts
 def test_a_queued_run_of_two_processes_is_cancelled_and_resumed(tiny_data, monkeypatch):
     monkeypatch.setenv("BD_MAX_JOBS", "1")
     store = RunStore()

@@ -24,7 +24,7 @@ def launched_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def init() -> None:
+def _init() -> None:
     """Join the process group torchrun set up: gloo for CPU tensors, NCCL for CUDA ones, each rank
     on the GPU of its local rank. Does nothing for a single process."""
     if launched_world_size() < 2 or is_distributed():
@@ -41,20 +41,20 @@ def init() -> None:
                             rank=rank_, world_size=world)
 
 
-def teardown() -> None:
+def _teardown() -> None:
     if is_distributed():
         dist.destroy_process_group()
 
 
 @contextmanager
 def process_group() -> Iterator[bool]:
-    """In the process group for the block (``init``, then ``teardown``); yields whether this
+    """In the process group for the block (joined, then left); yields whether this
     process is rank 0, the one that speaks for the run."""
-    init()
+    _init()
     try:
         yield is_main()
     finally:
-        teardown()
+        _teardown()
 
 
 def is_distributed() -> bool:

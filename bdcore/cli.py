@@ -184,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = sub.add_parser("reproduce", help="reproduce a table of the paper",
                                description="Run a table of the paper at its documented recipe "
                                            "(docs/results.md) and print it beside the paper's numbers. "
-                                           "Every dataset it needs is looked for first.")
+                                           "Every dataset it needs is looked for first. Run again in "
+                                           "the same runs folder, it continues where it stopped: rows "
+                                           "already run are loaded, an unfinished one resumes from its "
+                                           "last checkpoint (a fresh --runs-dir measures anew).")
     reproduce.add_argument("table", choices=sorted(TABLES), help="which table")
     reproduce.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
     reproduce.add_argument("--seeds", type=int, default=1,

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 from .config import ExperimentConfig, parse_k
 from .data import DATASETS, DatasetNotFoundError, load_dataset, locate_dataset
 from .data.collection_sets import COLLECTION_SPECS
 from .data.sources import offline
+from .errors import UserError
 from .experiment import EventFn, ExperimentResult, run_experiment
-from .runs import RunsRoot
+from .runs import RunDir, RunsRoot
 from .stage_names import BLIND, TEACHER, finetune_stage
+from .store import ACTIVE, RunStore
 from .train import ProgressFn
 
 NO_FIGURE = "-"  # a cell the paper (or the run) has no figure for
@@ -238,19 +241,39 @@ def check_table_data(name: str) -> None:
     check_datasets(table.title, [table.row_config(row) for row in table.rows])
 
 
+def earlier_run(config: ExperimentConfig, root: RunsRoot) -> RunDir | None:
+    """The newest run folder under ``root`` with exactly ``config``, unless a background job of
+    the run store owns it: a table interrupted (a kill, a session's end) continues from there, its
+    finished rows loaded and an unfinished one resumed from its last checkpoint."""
+    store_path = root.store_path
+    busy = ({Path(r.run_dir).resolve() for r in RunStore(store_path).list(ACTIVE) if r.run_dir}
+            if store_path.exists() else set())
+    for run in root.run_folders():
+        if run.path.resolve() in busy:
+            continue
+        try:
+            if run.config() == config:
+                return run
+        except (UserError, OSError, ValueError, TypeError):  # a damaged folder is not this row's
+            continue
+    return None
+
+
 def run_table(name: str, *, seed: int = 0, device: str = "auto", root: RunsRoot | None = None,
               on_epoch: ProgressFn | None = None, on_event: EventFn | None = None,
               on_row: Callable[[RowResult], None] | None = None,
               overrides: dict | None = None) -> list[RowResult]:
     """Run every row of a table, each with ``overrides`` (ExperimentConfig fields) on top; rows
-    sharing a teacher train it once (the teacher cache). Every dataset is looked for first."""
+    sharing a teacher train it once (the teacher cache), and a row already run (or begun) under
+    ``root`` is continued, not run again (``earlier_run``). Every dataset is looked for first."""
     table = TABLES[name]
     settings = {"seed": seed, "device": device, **(overrides or {})}
     configs = [table.row_config(row, **settings) for row in table.rows]
     check_datasets(table.title, configs)
     results = []
+    root = root or RunsRoot.default()
     for row, config in zip(table.rows, configs, strict=True):
-        result = run_experiment(config, root, on_epoch, on_event)
+        result = run_experiment(config, root, on_epoch, on_event, run=earlier_run(config, root))
         results.append(RowResult(row.teacher, row.student, row.paper, result))
         if on_row is not None:
             on_row(results[-1])

@@ -140,6 +140,14 @@ def test_studies_page_launches_a_matrix_and_shows_its_heatmap(tiny_data):
     assert any(s.value.startswith("Best: teacher mlp, student mlp, temperature 20.0: blind acc 80.00%")
                for s in at.success)
 
+    def formats() -> set[str]:  # what each chart's camera icon saves
+        return {json.loads(c.proto.config)["toImageButtonOptions"]["format"] for c in at.get("plotly_chart")}
+
+    assert formats() == {"png"}
+    next(r for r in at.radio if r.label == "charts download as").set_value("svg")
+    at.run()
+    assert not at.exception and formats() == {"svg"}
+
 
 def test_baselines_run_beside_every_combination_on_their_own_data(tiny_data):
     spec = StudySpec("b", "quick", axes={"student": ["mlp", "cnn"]}, baselines=["in_distribution", "noise"])

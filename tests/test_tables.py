@@ -1,12 +1,14 @@
 """The paper's Tables 2, 3 and 4 end to end, on stand-in folders of the real sets' layouts that
 each test writes itself (these machines cannot reach CIFAR, Caltech-256, ImageNet or OpenImages):
 every row with every k, printed beside the paper; missing data named in one line before anything
-runs; and each table as a preset of the Launch page.
+runs; each table as a preset of the Launch page; and a table run again in its runs folder
+continuing where it stopped.
 
 The CIFAR stand-ins are torchvision's pickle layout with made-up pixels, so torchvision's md5
 checks (``torchvision.datasets.cifar.check_integrity``) are patched to pass for them."""
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -17,10 +19,12 @@ from streamlit.testing.v1 import AppTest
 
 from bdcore.cli import main
 from bdcore.errors import UserError
-from bdcore.experiment import ExperimentResult
+from bdcore.experiment import EventKind, ExperimentResult
 from bdcore.presets import PRESETS, preset_config
 from bdcore.reports import paper_reference
 from bdcore.reproduce import TABLE1, TABLES, RowResult, check_table_data, run_table
+from bdcore.runs import RunsRoot
+from bdcore.stage_names import finetune_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = 20
@@ -183,3 +187,25 @@ def test_launch_page_fills_the_form_from_a_table_preset_without_its_data(isolate
     errors = " ".join(e.value for e in at.error)  # the previews say what to download, no traceback
     assert "'caltech256' was not found" in errors and "'openimages' was not found" in errors
 
+
+
+def test_a_table_run_again_in_the_same_folder_continues_rather_than_starts_over(tiny_data, tmp_path):
+    root = RunsRoot(tmp_path / "runs")
+    quick = {"teacher_epochs": 1, "blind_epochs": 1, "finetune_epochs": 1, "finetune_min_steps": 0,
+             "batch_size": 16, "device": "cpu", "labeled_limit": 64, "unlabeled_limit": 64}
+    first = run_table("table1", root=root, overrides=quick)
+    folders = {r.path for r in root.run_folders()}
+    assert len(folders) == len(TABLE1.rows)
+    # a kill during row 2's fine-tune: its fine-tune is not in the ledger and no final.json
+    interrupted = Path(first[1].result.run_dir)
+    ledger = json.loads((interrupted / "stages.json").read_text())
+    del ledger[finetune_stage(None)]
+    (interrupted / "stages.json").write_text(json.dumps(ledger))
+    (interrupted / "final.json").unlink()
+    events = []
+    again = run_table("table1", root=root, overrides=quick, on_event=events.append)
+    assert {r.path for r in root.run_folders()} == folders  # no row started over in a new folder
+    assert [r.measured for r in again] == [r.measured for r in first]  # the same runs' figures
+    assert (interrupted / "final.json").exists()
+    loaded = [e.text for e in events if e.kind == EventKind.STAGE_LOADED]
+    assert len(loaded) == 3 * len(TABLE1.rows) - 1  # every stage but the one fine-tune run again

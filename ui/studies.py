@@ -69,22 +69,26 @@ def watch() -> None:
         st.info("No run has finished yet.")
         st.dataframe(frame, hide_index=True)
         return
-    figure = st.radio("figure", figures, index=min(1, len(figures) - 1), horizontal=True)
+    c1, c2 = st.columns([4, 1])
+    figure = c1.radio("figure", figures, index=min(1, len(figures) - 1), horizontal=True)
+    image = c2.radio("charts download as", ["png", "svg"], horizontal=True,
+                     help="the camera icon at a chart's top right saves it in this format")
+    download = {"toImageButtonOptions": {"format": image, "filename": f"study-{chosen}"}}
     if "teacher" in axes and "student" in axes:
         st.plotly_chart(heatmap(matrix(frame, "teacher", "student", figure), figure, "teacher", "student"),
-                        key="heatmap", config={"toImageButtonOptions": {"format": "svg"}})
+                        key="heatmap", config=download)
     swept = [a for a in axes if a not in ("teacher", "student", SEED)]
     means = over_seeds(frame, axes)
     for axis in swept:
         others = [a for a in axes if a not in (axis, SEED)]
         st.plotly_chart(against(means, axis, figure, others[0] if len(others) == 1 else None),
-                        key=f"against-{axis}", config={"toImageButtonOptions": {"format": "svg"}})
+                        key=f"against-{axis}", config=download)
     if sum(c.startswith("fine-tune k=") for c in figures) > 1:  # several ks per run: accuracy against k
         others = [a for a in axes if a != SEED]
         tuned = by_k(frame).assign(k=lambda f: f["k"].astype(str))
         st.plotly_chart(against(over_seeds(tuned, [*others, "k"]), "k", "fine-tune acc",
                                 others[0] if len(others) == 1 else None),
-                        key="against-k", config={"toImageButtonOptions": {"format": "svg"}})
+                        key="against-k", config=download)
     top = best(frame, axes, figure)
     if top:
         st.success("Best: " + ", ".join(f"{k} {v}" for k, v in top.items() if k != figure)

@@ -2,8 +2,8 @@
 k-nearest-neighbour graph computed in torch, neighbours.py, so pynndescent never runs) or PCA.
 Every reducer is seeded, so the same inputs and params give the same picture, except UMAP from
 LARGE points: its layout then runs on every core, which umap-learn does only unseeded (threads
-race to move shared points), and its neighbours are approximate. The embedding cache keeps the
-first picture, so a user sees the same one until the cache is cleared."""
+race to move shared points). The embedding cache keeps the first picture, so a user sees the same
+one until the cache is cleared."""
 from __future__ import annotations
 
 import warnings

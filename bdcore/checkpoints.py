@@ -1,12 +1,14 @@
 """What lets a stopped run continue: the ledger of finished stages (``StageLedger``) and the
 per-epoch checkpoint of the stage in progress (``StageCheckpointer``), which also keeps a few of the
-blind stage's epochs as snapshots for the explorer's replay. Paths come from RunDir."""
+blind stage's epochs as snapshots for the explorer's replay. Paths come from RunDir. In a run of
+several processes every rank reads them and only rank 0 writes (docs/distributed.md)."""
 from __future__ import annotations
 
 import json
 
 import torch
 
+from .distributed import is_main
 from .errors import DataError
 from .faults import fault_point
 from .runs import RunDir, load_weights, read_json, save_state_atomic, save_weights, write_json_atomic
@@ -35,7 +37,8 @@ class StageLedger:
 
     def finish(self, stage: str, **record) -> None:
         self.done[stage] = record
-        write_json_atomic(self.path, self.done)
+        if is_main():
+            write_json_atomic(self.path, self.done)
 
 
 def _model_device(state: EpochState) -> torch.device:
@@ -92,6 +95,8 @@ class StageCheckpointer:
         return [EpochReport(**r) for r in saved["reports"]]
 
     def save(self, state: EpochState, report: EpochReport) -> None:
+        if not is_main():
+            return
         previous = json.loads(self.index.read_text()) if self.index.exists() else {"reports": []}
         weights, extra = self.run.epoch_files(self.stage, report.epoch)
         save_weights(state.model, weights)
@@ -108,10 +113,14 @@ class StageCheckpointer:
         self._remove_all_but(report.epoch)
 
     def _remove_all_but(self, keep: int) -> None:
+        if not is_main():
+            return
         for path in self.run.epoch_files_except(self.stage, keep):
             path.unlink(missing_ok=True)
 
     def clear(self) -> None:
         """Drop the per-epoch files once the stage's final checkpoint is written."""
+        if not is_main():
+            return
         self._remove_all_but(-1)
         self.index.unlink(missing_ok=True)

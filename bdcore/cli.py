@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from tqdm import tqdm
 
+from . import distributed
 from .cli_datasets import add_datasets_parser
 from .cli_jobs import add_jobs_parser
 from .cli_options import add_config_options, config_from_args, writable_folder
@@ -106,13 +107,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         os.environ["BD_RUNS_DIR"] = args.runs_dir
     # settings, device and runs folder are checked before run_experiment creates the run folder
     config = config_from_args(args).validate()
+    distributed.check_batch(config.batch_size, distributed.launched_world_size())
     check_device(config.device)
     root = _runs_root(args)
-    progress = ProgressBar(enabled=not args.json)
-    try:
-        result = run_experiment(config, root, progress.epoch, progress.event)
-    finally:
-        progress.close()
+    with distributed.process_group() as main:  # started by torchrun: one of its processes
+        progress = ProgressBar(enabled=not args.json and main)
+        try:
+            result = run_experiment(config, root, progress.epoch, progress.event)
+        finally:
+            progress.close()
+    if not main:  # rank 0 speaks for the run
+        return 0
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -126,18 +131,21 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
     root = _runs_root(args)
-    progress = ProgressBar(enabled=not args.json)
     start = time.perf_counter()
     by_seed = []
-    try:
-        for seed in range(args.seed, args.seed + args.seeds):
-            by_seed.append(run_table(
-                args.table, seed=seed, device=args.device, root=root, on_epoch=progress.epoch,
-                on_event=progress.event,
-                on_row=None if args.json else lambda r, s=seed: tqdm.write(f"seed {s}: {r.headline()}",
-                                                                           file=sys.stderr)))
-    finally:
-        progress.close()
+    with distributed.process_group() as main:  # started by torchrun: every row across its processes
+        progress = ProgressBar(enabled=not args.json and main)
+        try:
+            for seed in range(args.seed, args.seed + args.seeds):
+                by_seed.append(run_table(
+                    args.table, seed=seed, device=args.device, root=root, on_epoch=progress.epoch,
+                    on_event=progress.event,
+                    on_row=None if args.json or not main else
+                    lambda r, s=seed: tqdm.write(f"seed {s}: {r.headline()}", file=sys.stderr)))
+        finally:
+            progress.close()
+    if not main:
+        return 0
     table, wall = TABLES[args.table], time.perf_counter() - start
     if args.json:
         print(json.dumps([{**r.to_dict(), "seed": seed}

@@ -9,6 +9,7 @@ import time
 from . import jobs
 from .cli_options import add_config_options, config_from_args
 from .data import check_dataset_path
+from .placement import PROCS_HELP
 from .store import ACTIVE, RunStore
 
 
@@ -46,7 +47,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
     for name in (config.labeled, config.unlabeled):  # a missing folder would only fail in the worker
         check_dataset_path(name)
     store = _store(args)
-    submitted = jobs.submit(store, config, force=args.force)
+    submitted = jobs.submit(store, config, force=args.force, procs=args.procs)
     if submitted.shared:
         status = store.get(submitted.run_id).status
         print(f"run {submitted.run_id} ({status}) has these very settings: it is shared, not queued "
@@ -111,6 +112,7 @@ def add_jobs_parser(sub: argparse._SubParsersAction) -> None:
     add_config_options(p)
     p.add_argument("--force", action="store_true",
                    help="queue a new run even if one with the same settings exists")
+    p.add_argument("--procs", type=int, default=1, help=f"{PROCS_HELP} (default: %(default)s)")
     p.set_defaults(func=cmd_submit)
 
     for name, func, text in (

@@ -1,6 +1,7 @@
 """Run one experiment end to end: data, teacher (trained or reused), blind student, and one
 fine-tuned student per k. Everything lands in a run directory, and a run that was stopped
-resumes from its last finished stage and epoch."""
+resumes from its last finished stage and epoch. Started by torchrun, every process runs this
+function; rank 0 alone writes the run directory and the teacher cache and tells the callbacks."""
 from __future__ import annotations
 
 import copy
@@ -12,6 +13,7 @@ from enum import Enum
 import torch
 from torch import nn
 
+from . import distributed
 from .checkpoints import StageCheckpointer, StageLedger
 from .config import ExperimentConfig
 from .data import load_pair
@@ -67,7 +69,9 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
                    run: RunDir | None = None) -> ExperimentResult:
     """Run (or, given an existing ``run`` under ``root``, resume) all three stages."""
     config.validate()
-    tell = on_event or (lambda _event: None)
+    distributed.check_batch(config.batch_size)
+    main = distributed.is_main()
+    tell = on_event if on_event is not None and main else (lambda _event: None)
     root = root or RunsRoot.default()
     # the device and the data first: a run they refuse leaves no run folder behind
     device = resolve_device(config.device)
@@ -79,11 +83,14 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
 
     data = load_pair(config.pair_spec(), preparing).to(device)
     data_seconds = time.perf_counter() - start
-    run = run or RunDir.create(config, root)
-    remove_temp_files(run.path)  # half-written files of a killed attempt
-    if not run.manifest_path.exists():  # a resumed run keeps the manifest of its first start
-        write_json_atomic(run.manifest_path, run_manifest(config, data, device))
+    if run is None:  # rank 0 creates it; every rank is told where
+        run = RunDir(distributed.from_main(RunDir.create(config, root).path if main else None))
+    if main:
+        remove_temp_files(run.path)  # half-written files of a killed attempt
+        if not run.manifest_path.exists():  # a resumed run keeps the manifest of its first start
+            write_json_atomic(run.manifest_path, run_manifest(config, data, device))
     ledger = StageLedger(run)
+    distributed.barrier()  # every rank has read the ledger before rank 0 adds to it
 
     def report(r: EpochReport) -> None:
         run.log(r.to_dict())
@@ -103,7 +110,8 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
         start = time.perf_counter()
         checkpointer = StageCheckpointer(run, name)
         acc = train(checkpointer)[-1].test_acc
-        save_weights(model, run.checkpoint(name))
+        if main:
+            save_weights(model, run.checkpoint(name))
         fault_point("stage.before_ledger")
         ledger.finish(name, test_acc=acc, seconds=time.perf_counter() - start, **(extra or {}))
         fault_point("stage.before_clear")
@@ -121,19 +129,23 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
 
     def train_or_reuse_teacher(checkpointer: StageCheckpointer) -> list[EpochReport]:
         # a teacher this run was training is continued, not swapped for the one it cached just
-        # before a kill: the run keeps reporting that it trained its teacher
-        cached = None if checkpointer.saved() else load_cached_teacher(teacher, root, key)
+        # before a kill: the run keeps reporting that it trained its teacher. Rank 0 looks (another
+        # run may cache this teacher meanwhile) and hands the others its answer and weights.
+        found = None if checkpointer.saved() or not main else load_cached_teacher(teacher, root, key)
+        cached = distributed.from_main(found)
         teacher_info["reused"] = cached is not None
         if cached is not None:
+            distributed.broadcast_module(teacher)
             tell(RunEvent(EventKind.TEACHER_REUSED,
                           f"teacher reused from cache {key} (test accuracy {cached['test_acc']:.4f})"))
             return [EpochReport(**cached["epochs"][-1])]
         reports = train_teacher(teacher, data.train_x, data.train_y, data.test_x, data.test_y,
                                 plan.settings, seed=plan.seed, stage=plan.name, amp=config.amp,
                                 on_epoch=report, checkpointer=checkpointer)
-        remove_temp_files(root.teacher_weights(key).parent)  # left by a run killed while caching it
-        store_teacher(teacher, root, key, {"test_acc": reports[-1].test_acc, "key": key,
-                                           "epochs": [r.to_dict() for r in reports]})
+        if main:
+            remove_temp_files(root.teacher_weights(key).parent)  # left by a run killed while caching it
+            store_teacher(teacher, root, key, {"test_acc": reports[-1].test_acc, "key": key,
+                                               "epochs": [r.to_dict() for r in reports]})
         return reports
 
     teacher_acc = stage(TEACHER, teacher, train_or_reuse_teacher, teacher_info)
@@ -176,5 +188,6 @@ def run_experiment(config: ExperimentConfig, root: RunsRoot | None = None,
     result = ExperimentResult(teacher_acc, blind_acc, finetune_acc, seconds,
                               bool(ledger.done[TEACHER].get("reused")), device_name(device),
                               config.seed, str(run.path), data.notes)
-    run.write_final(result.to_dict())
+    if main:
+        run.write_final(result.to_dict())
     return result

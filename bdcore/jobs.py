@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ExperimentConfig
-from .placement import max_concurrent, pick_gpu, worker_env
+from .placement import check_procs, max_concurrent, pick_gpu, worker_env
 from .runs import RunDir
 from .store import RunStore, Status
 
@@ -91,13 +91,24 @@ def _wait_for_finished_workers() -> None:
             _children.discard(pid)
 
 
+def worker_command(run_id: str, store_path: Path, procs: int) -> list[str]:
+    """The worker of a run; of a run in several processes, torchrun starting that many workers on
+    this machine (its pid is the one the store knows, ``worker.owner_pid``)."""
+    worker = ["-m", "bdcore.worker", run_id, "--store", str(store_path)]
+    if procs == 1:
+        return [sys.executable, *worker]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
+            *worker]
+
+
 def _spawn(store: RunStore, run_id: str, gpu: int | None) -> int:
     log = store.root.worker_log(run_id)
     log.parent.mkdir(parents=True, exist_ok=True)
+    procs = store.get(run_id).procs
     with open(log, "ab") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bdcore.worker", run_id, "--store", str(store.path)],
-            cwd=PROJECT_ROOT, env=worker_env(gpu), stdout=out, stderr=subprocess.STDOUT,
+            worker_command(run_id, store.path, procs), cwd=PROJECT_ROOT,
+            env=worker_env(gpu if procs == 1 else None), stdout=out, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
     _children.add(process.pid)
     return process.pid
@@ -151,11 +162,14 @@ class Submission:
     shared: bool  # True: an earlier queued, running or succeeded run with this very config
 
 
-def submit(store: RunStore, config: ExperimentConfig, start: bool = True, force: bool = False) -> Submission:
+def submit(store: RunStore, config: ExperimentConfig, start: bool = True, force: bool = False,
+           procs: int = 1) -> Submission:
     """Queue a run (ConfigError if its config is invalid) and start it if a slot is free. A run
     with the same config that is queued, running or succeeded is shared instead of trained twice,
-    unless ``force``: another seed or ``force`` gives a run of its own."""
-    run_id, shared = (store.add(config), False) if force else store.add_or_share(config)
+    unless ``force``: another seed or ``force`` gives a run of its own. With ``procs`` > 1 its
+    worker trains it in that many processes on this machine (docs/distributed.md)."""
+    check_procs(procs, config.batch_size, config.device)
+    run_id, shared = (store.add(config, procs), False) if force else store.add_or_share(config, procs)
     if start:  # a shared run may be waiting in the queue too
         schedule(store)
     return Submission(run_id, shared)

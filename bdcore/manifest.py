@@ -1,5 +1,5 @@
 """A run's reproducibility manifest, written beside its config when it starts: the code version,
-library versions, device and threads, the data's fingerprints and sizes, and the seed, so that
+library versions, device, threads and processes, the data's fingerprints and sizes, and the seed, so that
 two runs' figures can be told apart by more than their settings."""
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import torch
 from .config import ExperimentConfig
 from .data import PairedData
 from .device import device_name
+from .distributed import world_size
 from .teachers import data_fingerprint
 
 LIBRARIES = ("torch", "torchvision", "numpy", "litdata", "umap-learn", "openTSNE", "streamlit")
@@ -45,6 +46,7 @@ def run_manifest(config: ExperimentConfig, data: PairedData, device: torch.devic
         "python": sys.version.split()[0], "platform": platform.platform(),
         "libraries": {name: _version(name) for name in LIBRARIES},
         "device": device_name(device), "threads": torch.get_num_threads(),
+        "processes": world_size(),  # of one run across processes (torchrun), each with ``threads``
         "data": {name: {"images": len(x), "fingerprint": data_fingerprint(x)}
                  for name, x in (("labeled train", data.train_x), ("labeled test", data.test_x),
                                  ("unlabeled", data.unlabeled_x))},

@@ -1,10 +1,13 @@
 """Where a worker process runs: on a GPU machine, which GPU (several small runs share one, each
-pinned to its own ``cuda:N``), and how many runs at once."""
+pinned to its own ``cuda:N``), how many runs at once, and whether a run of several processes fits."""
 from __future__ import annotations
 
 import os
 
 import torch
+
+from .distributed import check_batch
+from .errors import ConfigError
 
 RUN_GPU_MEMORY_GIB = 2.0  # one run of the paper's models on MNIST-size data, its data on the device included
 MAX_RUNS_PER_GPU = 8  # beyond this, small runs only queue up for the GPU's compute
@@ -44,3 +47,29 @@ def worker_env(gpu: int | None) -> dict[str, str]:
         visible = [d.strip() for d in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
         env["CUDA_VISIBLE_DEVICES"] = visible[gpu] if gpu < len(visible) else str(gpu)
     return env
+
+
+PROCS_HELP = ("train the run in this many processes on this machine, one GPU each where there are GPUs "
+              "(torchrun, DistributedDataParallel; the same results within noise: docs/distributed.md)")
+
+
+def procs_worth_offering() -> int:
+    """The most processes to offer a run on this machine: one per GPU; 1 on CPUs, where one
+    process already uses every core."""
+    return max(1, torch.cuda.device_count())
+
+
+def check_procs(procs: int, batch_size: int, device: str) -> None:
+    """A run of ``procs`` processes fits this machine: each takes an equal part of every batch, and
+    on GPUs each its own GPU (the worker then sees every GPU, not the one it was placed on)."""
+    if procs < 1:
+        raise ConfigError(f"a run needs at least one process, not {procs}")
+    if procs == 1:
+        return
+    check_batch(batch_size, procs)
+    if device.startswith("cuda:"):
+        raise ConfigError(f"a run of {procs} processes takes one GPU each: choose device auto or cuda, "
+                          f"not {device}")
+    gpus = torch.cuda.device_count()
+    if device in ("auto", "cuda") and 0 < gpus < procs:
+        raise ConfigError(f"a run of {procs} processes takes one GPU each; this machine has {gpus}")

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from . import distributed
 from .config import ExperimentConfig, parse_k
 from .data import DATASETS, DatasetNotFoundError, load_dataset, locate_dataset
 from .data.collection_sets import COLLECTION_SPECS
@@ -273,7 +274,10 @@ def run_table(name: str, *, seed: int = 0, device: str = "auto", root: RunsRoot 
     results = []
     root = root or RunsRoot.default()
     for row, config in zip(table.rows, configs, strict=True):
-        result = run_experiment(config, root, on_epoch, on_event, run=earlier_run(config, root))
+        # rank 0's answer on every rank (under torchrun), or one rank could look after another
+        # created the row's folder and skip the collective that shares it
+        earlier = distributed.from_main(str(found.path) if (found := earlier_run(config, root)) else None)
+        result = run_experiment(config, root, on_epoch, on_event, run=earlier and RunDir(earlier))
         results.append(RowResult(row.teacher, row.student, row.paper, result))
         if on_row is not None:
             on_row(results[-1])

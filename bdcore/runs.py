@@ -11,6 +11,7 @@ the temporary file a kill leaves is read by nobody and removed when the run resu
 (``remove_temp_files``)."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -177,12 +178,19 @@ class RunDir:
     @classmethod
     def create(cls, config: ExperimentConfig, root: RunsRoot | None = None,
                name: str | None = None) -> RunDir:
-        """A new run folder holding config.json; named after the time and pair unless ``name``."""
+        """A new run folder holding config.json; named after the time and pair unless ``name``.
+        Started by torchrun, the name ends with a tag of torchrun's job id and the config instead
+        of a random one: when torchrun restarts the processes, they find the folder of their
+        first start and resume it (docs/distributed.md)."""
         root = root or RunsRoot.default()
         if name is None:
+            job = os.environ.get("TORCHELASTIC_RUN_ID")
+            tag = secrets.token_hex(3) if job is None else \
+                "torchrun-" + hashlib.sha256(f"{job}\n{config.to_json()}".encode()).hexdigest()[:12]
+            earlier = sorted(root.path.glob(f"*-{tag}")) if job is not None else []
             stamp = time.strftime("%Y%m%d-%H%M%S")
             name = f"{stamp}-{config.labeled}-{config.unlabeled}-{config.teacher}-{config.student}"
-            name = f"{name.replace(':', '_').replace('/', '_')}-{secrets.token_hex(3)}"
+            name = earlier[0].name if earlier else f"{name.replace(':', '_').replace('/', '_')}-{tag}"
         run = root.run(name)
         run.path.mkdir(parents=True, exist_ok=True)
         write_text_atomic(run.config_path, config.to_json())  # run_folders() lists it at once

@@ -9,7 +9,7 @@ from .data.imageset import Images, take_rows
 from .losses import distillation_loss, finetune_loss
 from .stage_names import BLIND, TEACHER
 from .stage_settings import StageSettings
-from .train import Checkpointer, EpochReport, ProgressFn, fit, predict_logits
+from .train import Checkpointer, EpochReport, ProgressFn, fit, predict_all
 
 
 def train_teacher(teacher: nn.Module, train_x: Images, train_y: torch.Tensor,
@@ -25,15 +25,16 @@ def train_teacher(teacher: nn.Module, train_x: Images, train_y: torch.Tensor,
 
 
 def _teacher_targets(teacher: nn.Module, inputs: Images, fresh: bool, amp: bool):
-    """Teacher logits for a batch: looked up from one cached pass over ``inputs``, or computed
-    afresh on the (augmented or noisy) batch when the stage perturbs its inputs."""
+    """Teacher logits for a batch: looked up from one cached pass over ``inputs`` (with several
+    processes, each predicts its share and the shares are gathered once), or computed afresh on the
+    (augmented or noisy) batch when the stage perturbs its inputs."""
     teacher.eval()
     if fresh:
         def targets(_index, x):
             with torch.no_grad():
                 return teacher(x).float()
         return targets
-    cached = predict_logits(teacher, inputs, amp)
+    cached = predict_all(teacher, inputs, amp)
     return lambda index, _x: cached[index]
 
 

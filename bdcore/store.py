@@ -110,6 +110,7 @@ MIGRATIONS = [
     );
     """,
     "ALTER TABLE runs ADD COLUMN gpu INTEGER",  # the GPU a running run was pinned to
+    "ALTER TABLE runs ADD COLUMN procs INTEGER NOT NULL DEFAULT 1",  # processes its worker starts (torchrun)
 ]
 
 
@@ -134,6 +135,7 @@ class RunRecord:
     cancel_requested: bool = False
     attempts: int = 0
     gpu: int | None = None
+    procs: int = 1
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> RunRecord:
@@ -154,7 +156,8 @@ class RunRecord:
                 "teacher": self.config.teacher, "student": self.config.student,
                 "teacher_acc": final.get("teacher_acc"), "blind_acc": final.get("blind_acc"),
                 "finetune_acc": final.get("finetune_acc"), "teacher_reused": self.teacher_reused,
-                "error": self.error, "run_dir": self.run_dir, "created": self.created, "gpu": self.gpu}
+                "error": self.error, "run_dir": self.run_dir, "created": self.created, "gpu": self.gpu,
+                "procs": self.procs}
 
 
 class RunStore:
@@ -267,16 +270,17 @@ class RunStore:
 
     # the queue
 
-    def add(self, config: ExperimentConfig) -> str:
-        """Queue a run (its config validated here); returns its id."""
+    def add(self, config: ExperimentConfig, procs: int = 1) -> str:
+        """Queue a run (its config validated here) to train in ``procs`` processes; returns its id."""
         config.validate()
         with self._transaction() as db:
-            return self._insert(db, config)
+            return self._insert(db, config, procs)
 
-    def add_or_share(self, config: ExperimentConfig) -> tuple[str, bool]:
+    def add_or_share(self, config: ExperimentConfig, procs: int = 1) -> tuple[str, bool]:
         """The newest queued, running or succeeded run whose config equals ``config`` (not one being
         cancelled), or a new queued run; returns (run id, shared). One transaction, so many callers
-        at once share one run."""
+        at once share one run. A run trained in another number of processes is shared too: it
+        reaches the same results (docs/distributed.md)."""
         config.validate()
         wanted = config.to_json()
         shareable, params = _status_in(SHAREABLE)
@@ -286,7 +290,7 @@ class RunStore:
             for row in rows:
                 if _same_config(row["config"], wanted):
                     return row["id"], True
-            return self._insert(db, config), False
+            return self._insert(db, config, procs), False
 
     def claim_next(self, max_running: int, place: Placer | None = None) -> tuple[str, int | None] | None:
         """Mark the oldest queued run running and return (its id, its GPU), if fewer than
@@ -393,11 +397,11 @@ class RunStore:
     # helpers
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, config: ExperimentConfig) -> str:
+    def _insert(db: sqlite3.Connection, config: ExperimentConfig, procs: int) -> str:
         run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
         now = time.time()
-        db.execute("INSERT INTO runs (id, created, updated, status, config) VALUES (?,?,?,?,?)",
-                   (run_id, now, now, Status.QUEUED, config.to_json()))
+        db.execute("INSERT INTO runs (id, created, updated, status, config, procs) VALUES (?,?,?,?,?,?)",
+                   (run_id, now, now, Status.QUEUED, config.to_json(), procs))
         return run_id
 
     @staticmethod

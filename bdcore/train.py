@@ -1,6 +1,7 @@
 """The training loop: one plain function, read top to bottom. Data are in-memory tensors on the
 training device, batches taken by index; or a set streamed from the prepared cache on disk, a
-shuffled batch at a time. Progress leaves through a callback."""
+shuffled batch at a time. Progress leaves through a callback. Started by torchrun, each process
+trains its part of every batch under DistributedDataParallel (bdcore.distributed)."""
 from __future__ import annotations
 
 import hashlib
@@ -14,8 +15,9 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from . import distributed
 from .augment import add_input_noise, batch_augment
-from .data.imageset import Images
+from .data.imageset import Images, take_rows
 from .data.streamed import StreamedImages
 from .device import autocast_dtype
 from .errors import TrainingDivergedError
@@ -70,8 +72,24 @@ def predict_logits(model: nn.Module, x: Images, amp: bool = True) -> torch.Tenso
     return torch.cat(outputs) if outputs else x.new_zeros((0, 0))
 
 
+def _rank_rows(x: Images) -> torch.Tensor:
+    return torch.arange(len(x), device=x.device)[distributed.rank_rows(len(x))]
+
+
+def predict_all(model: nn.Module, x: Images, amp: bool = True) -> torch.Tensor:
+    """``predict_logits`` of every row; with several processes, each predicts its share of the rows
+    and the shares are gathered once."""
+    if not distributed.is_distributed():
+        return predict_logits(model, x, amp)
+    return distributed.gather_rows(predict_logits(model, take_rows(x, _rank_rows(x)), amp), len(x))
+
+
 def accuracy(model: nn.Module, x: Images, y: torch.Tensor, amp: bool = True) -> float:
-    return (predict_logits(model, x, amp).argmax(1) == y).float().mean().item()
+    if not distributed.is_distributed():
+        return (predict_logits(model, x, amp).argmax(1) == y).float().mean().item()
+    rows = _rank_rows(x)  # each process scores its share; the counts are summed
+    correct = (predict_logits(model, take_rows(x, rows), amp).argmax(1) == y[rows]).sum()
+    return distributed.sum_over_ranks(correct).item() / len(x)
 
 
 def _scheduler(opt: torch.optim.Optimizer, settings: StageSettings, steps: int):
@@ -121,15 +139,38 @@ def epoch_batches(inputs: Images, batch_size: int, steps: int,
                   generator: torch.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One epoch's (row indices, images) batches. In memory: index slices of a seeded permutation
     drawn on the device (airbench). On disk: litdata's shuffled stream, seeded from the same
-    generator, so a resumed stage draws the same epochs."""
+    generator, so a resumed stage draws the same epochs.
+
+    With several processes each yields its part of every global batch: in memory, its equal
+    slice of the batch (of a last batch that does not divide, the few rows beyond a multiple of the
+    process count are left out); on disk, litdata's own share of the stream for this rank (it
+    shards by rank once the process group is up), ``batch_size / processes`` at a time. The
+    ``generator`` is the same on every rank, so all draw the same permutation or seed."""
+    world, rank = distributed.world_size(), distributed.rank()
     if isinstance(inputs, StreamedImages):
         seed = int(torch.randint(2**31 - 1, (1,), generator=generator, device=generator.device))
-        yield from inputs.shuffled_batches(batch_size, steps, seed)
+        batches = inputs.shuffled_batches(batch_size // world, steps, seed)
+        yield from batches if world == 1 else distributed.in_lockstep(batches, inputs.device)
         return
     order = torch.randperm(len(inputs), generator=generator, device=generator.device).to(inputs.device)
     for i in range(steps):
         index = order[i * batch_size:(i + 1) * batch_size]
+        if world > 1:
+            share = len(index) // world
+            if share == 0:
+                return
+            index = index[rank * share:(rank + 1) * share]
         yield index, inputs[index]
+
+
+def _rank_draws(device: torch.device, seed: int, epoch: int) -> torch.Generator:
+    """With several processes, this rank's random draws for an epoch: its augmentations and input
+    noise, and dropout through the global generator. Ranks perturb their parts independently while
+    the stage's own generator, which orders the batches, stays the same on every rank; seeded from
+    the epoch, so a run resumed at that epoch draws the same."""
+    mixed = (seed * 1_000_003 + epoch * 7_919 + distributed.rank()) % 2**63
+    torch.manual_seed(mixed)
+    return torch.Generator(device).manual_seed(mixed)
 
 
 class Checkpointer(Protocol):
@@ -166,15 +207,17 @@ def fit(model: nn.Module, inputs: Images, batch_loss: BatchLoss, test_x: Images,
     device = inputs.device
     generator = torch.Generator(generator_device(device)).manual_seed(seed)
     n, bs = len(inputs), settings.batch_size
-    graphed = settings.compile and device.type == "cuda"
+    several = distributed.is_distributed()
+    # CUDA graphs replay one recorded step, without DistributedDataParallel's gradient hooks
+    graphed = settings.compile and device.type == "cuda" and not several
     steps_per_epoch = steps_in_epoch(n, bs, same_size=graphed)
-    seen = min(n, steps_per_epoch * bs)
     # fused: one kernel per step on CUDA instead of one per parameter group operation
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.0,
                             fused=device.type == "cuda")
     # reduce-overhead: CUDA graphs, for small models whose steps are launch-bound on a GPU
-    step_model = torch.compile(model, mode="reduce-overhead" if graphed else "default") \
-        if settings.compile else model
+    train_model = distributed.wrap(model)  # several processes: DDP averages their gradients
+    step_model = torch.compile(train_model, mode="reduce-overhead" if graphed else "default") \
+        if settings.compile else train_model
     sched = _scheduler(opt, settings, steps_per_epoch * settings.epochs)
     state = EpochState(model, opt, sched, generator)
     augment = batch_augment(settings.augment_kind, settings.augment_strength) if settings.augment else None
@@ -182,12 +225,13 @@ def fit(model: nn.Module, inputs: Images, batch_loss: BatchLoss, test_x: Images,
     for epoch in range(len(reports) + 1, settings.epochs + 1):
         start = time.perf_counter()
         model.train()
-        total = torch.zeros((), device=device)
+        total, seen = torch.zeros((), device=device), 0
+        draws = _rank_draws(generator.device, seed, epoch) if several else generator
         for index, x in epoch_batches(inputs, bs, steps_per_epoch, generator):
             if augment is not None:
-                x = augment(x, generator)
+                x = augment(x, draws)
             if settings.input_noise:
-                x = add_input_noise(x, settings.input_noise, generator)
+                x = add_input_noise(x, settings.input_noise, draws)
             x = _prepare(model, x)
             with precision_context(device, amp):
                 loss = batch_loss(step_model(x), index, x)
@@ -196,13 +240,17 @@ def fit(model: nn.Module, inputs: Images, batch_loss: BatchLoss, test_x: Images,
             opt.step()
             sched.step()
             total += loss.detach() * len(index)
-        train_loss = total.item() / seen  # one sync per epoch: NaN in any batch makes the sum NaN
+            seen += len(index)
+        if several:  # every rank's sum and rows, so each reports (and checks) the same loss
+            sums = torch.stack([total.double(), total.new_tensor(seen, dtype=torch.float64)])
+            total, seen = distributed.sum_over_ranks(sums).tolist()
+        train_loss = float(total) / seen  # one sync per epoch: NaN in any batch makes the sum NaN
         check_finite(model, train_loss, epoch, stage)
         lr = opt.param_groups[0]["lr"]
         report = EpochReport(stage, epoch, settings.epochs, train_loss,
                              accuracy(model, test_x, test_y, amp), lr, time.perf_counter() - start)
         reports.append(report)
-        if on_epoch is not None:
+        if on_epoch is not None and distributed.is_main():
             on_epoch(report)
         if checkpointer is not None:
             checkpointer.save(state, report)

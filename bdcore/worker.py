@@ -1,7 +1,10 @@
 """`python -m bdcore.worker RUN_ID --store PATH`: trains one queued run in this process and
 records everything in the run store. Started by ``bdcore.jobs.schedule`` in its own session.
 Once the run has succeeded and its slot is handed on, the worker computes the Embeddings page's
-first view of the run at low priority before it exits, so the page opens on a cached view."""
+first view of the run at low priority before it exits, so the page opens on a cached view.
+
+A run of several processes has torchrun start one worker per process (``jobs.worker_command``):
+rank 0 does all of the above, the others only train beside it (``train_beside``)."""
 from __future__ import annotations
 
 import argparse
@@ -11,10 +14,12 @@ import sys
 import threading
 import traceback
 
+from . import distributed
 from .embeddings import ExploreSession, prepare_first_view
 from .errors import UserError
 from .experiment import EventKind, RunEvent, run_experiment
 from .jobs import HEARTBEAT_S, run_dir_for, schedule
+from .runs import RunDir
 from .store import RunRecord, RunStore, Status
 from .train import EpochReport
 
@@ -31,10 +36,16 @@ NOT_OWNER_EXIT = 3  # exit status of a worker that found its run no longer its o
 FIRST_VIEW_NICE = 10  # the first view yields the CPU to the next run's training
 
 
+def owner_pid() -> int:
+    """The pid the store knows this worker by: its own, or in a run of several processes that of
+    torchrun, which started every rank and, signalled, stops them all."""
+    return os.getppid() if distributed.is_distributed() else os.getpid()
+
+
 def _owns(record: RunRecord) -> bool:
     """Whether the store still has this process training the run: running, and with this pid (or
     none yet: the process that started this worker may have died before recording it)."""
-    return record.status == Status.RUNNING and record.pid in (None, os.getpid())
+    return record.status == Status.RUNNING and record.pid in (None, owner_pid())
 
 
 def _heartbeat(store: RunStore, run_id: str, stop: threading.Event) -> None:
@@ -50,7 +61,7 @@ def _heartbeat(store: RunStore, run_id: str, stop: threading.Event) -> None:
                 # and every file of the run is written atomically, so stopping mid-write is safe
                 os._exit(NOT_OWNER_EXIT)
             if store.beat(run_id) and not stop.is_set():
-                os.kill(os.getpid(), signal.SIGTERM)
+                os.kill(owner_pid(), signal.SIGTERM)
         except Exception as err:  # a busy database must not kill the worker; next beat retries
             print(f"heartbeat failed: {err}", file=sys.stderr, flush=True)
 
@@ -66,9 +77,9 @@ def work(store: RunStore, run_id: str) -> Status | None:
     record = store.get(run_id)
     if not _owns(record):  # reaped before this worker got going, or another worker has it
         return None
-    store.set_worker(run_id, os.getpid())  # the app may have been killed before recording it
+    store.set_worker(run_id, owner_pid())  # the app may have been killed before recording it
     config = record.config
-    run = run_dir_for(store, run_id)
+    run = RunDir(distributed.from_main(run_dir_for(store, run_id).path))
     stages = config.stage_names()
 
     def on_epoch(report: EpochReport) -> None:
@@ -87,6 +98,10 @@ def work(store: RunStore, run_id: str) -> Status | None:
         status, detail = Status.SUCCEEDED, result.to_dict()
     except Cancelled:
         status, detail = Status.CANCELLED, "cancelled; finished stages and epochs are kept, resume continues"
+        if distributed.is_distributed() and not store.get(run_id).cancel_requested:
+            # torchrun stops every process of a run when one fails
+            status, detail = Status.FAILED, ("another process of this run failed (its error is in the "
+                                             "worker log: jobs logs --worker); resume continues")
     except Exception as err:
         traceback.print_exc()
         status, detail = Status.FAILED, f"{type(err).__name__}: {err}"
@@ -103,14 +118,25 @@ def work(store: RunStore, run_id: str) -> Status | None:
     return status
 
 
+def train_beside(store: RunStore, run_id: str) -> None:
+    """A rank other than 0: trains the run beside rank 0, which alone writes the store and the run
+    folder. Any error ends this process, and torchrun then stops the others."""
+    run = RunDir(distributed.from_main(None))  # rank 0's run folder, once it has checked the run is its own
+    run_experiment(store.get(run_id).config, store.root, run=run)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run_id")
     parser.add_argument("--store", required=True, help="path of the run store (runs.db)")
     args = parser.parse_args(argv)
-    signal.signal(signal.SIGTERM, _on_sigterm)
     store = RunStore(args.store)
-    status = work(store, args.run_id)
+    with distributed.process_group() as main:  # started by torchrun: one of the run's processes
+        if not main:
+            train_beside(store, args.run_id)
+            return 0
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        status = work(store, args.run_id)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if status is None:
         print(f"run {args.run_id} is not this worker's to train; left alone", flush=True)

@@ -2,7 +2,8 @@
 (70,000 points for MNIST + Fashion-MNIST) in the teacher's feature space, as the Embeddings page
 computes them, with their quality.
 
-    python bench/explorer_full_size.py [--run RUN_DIR] [--neighbours] [--methods umap tsne] [--params JSON ...]
+    python bench/explorer_full_size.py [--run RUN_DIR] [--neighbours] [--methods umap tsne] \
+        [--params JSON ...]
 
 Features are the teacher's penultimate features over both whole sets (computed once, cached in the
 run). Each reduction is timed alone (wall and CPU seconds of this process, /proc/loadavg beside);

@@ -120,6 +120,18 @@ def test_launch_page_passes_the_distortion_settings_to_the_run(tiny_data, no_wor
             config.finetune_fresh_teacher, config.augment_kind) == (0.3, True, 2.5, False, "crop_flip")
 
 
+def test_launch_page_offers_processes_only_with_several_gpus(tiny_data, no_workers, monkeypatch):
+    at = page("ui/launch.py").run()
+    assert "processes (one GPU each)" not in [w.label for w in at.number_input]  # no GPU here
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 2)
+    at = page("ui/launch.py").run()
+    by_label(at.number_input, "processes (one GPU each)").set_value(2)
+    at.button[0].click().run()
+    assert not at.exception
+    [record] = RunStore().list()
+    assert record.procs == 2
+
+
 def test_launch_page_help_is_the_config_fields_help(tiny_data, no_workers):
     at = page("ui/launch.py").run()
     assert by_label(at.number_input, "teacher input noise").help == field_help("teacher_input_noise")

@@ -8,12 +8,13 @@ import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
 from bdcore.augment import AUGMENT_KINDS
-from bdcore.config import MAX_IMAGE_SIZE, ExperimentConfig, field_help
+from bdcore.config import MAX_IMAGE_SIZE, field_help
 from bdcore.curation.transfer_sets import list_transfer_sets
 from bdcore.data import DATASETS
 from bdcore.device import available_devices
 from bdcore.errors import UserError
 from bdcore.models import MODELS
+from bdcore.placement import PROCS_HELP, procs_worth_offering
 from bdcore.presets import DEFAULT_PRESET, PRESETS, preset_config
 from bdcore.preview import Preview, preview_dataset
 from bdcore.uploads import UPLOADED, upload_names, upload_spec
@@ -23,7 +24,7 @@ from ui.uploading import upload_form
 st.title("Launch a run")
 
 CUSTOM = "a folder of images..."
-DUPLICATE = "launch_duplicate"  # session key: the config whose twin was joined, for "train a new one"
+DUPLICATE = "launch_duplicate"  # session key: (config, processes) whose twin was joined, to train anew
 
 
 def forget_datasets() -> None:
@@ -118,6 +119,9 @@ with st.form("launch"):
     setting(c3.number_input, "temperature T", "temperature", 0.1, 100.0, defaults.temperature, step=1.0)
     chosen["device"] = c4.selectbox("device", ["auto", *available_devices()],
                                     help=f"{field_help('device')}; here: {', '.join(available_devices())}")
+    procs = 1
+    if procs_worth_offering() > 1:  # several GPUs; on one GPU or on CPUs a second process only competes
+        procs = c4.number_input("processes (one GPU each)", 1, procs_worth_offering(), 1, help=PROCS_HELP)
 
     c1, c2, c3, c4 = st.columns(4)
     setting(c1.number_input, "teacher epochs", "teacher_epochs", 1, 500, defaults.teacher_epochs)
@@ -169,7 +173,7 @@ if submitted:
     if not problems:
         config = preset_config(preset, labeled=labeled, unlabeled=unlabeled, **chosen)
         try:  # submit checks every field of the config and names each bad one; the store its file
-            submitted_run = launch(config)
+            submitted_run = launch(config, procs=procs)
         except UserError as err:
             problems.append(str(err))
     if problems:
@@ -177,14 +181,14 @@ if submitted:
     else:
         report(submitted_run)
         if submitted_run.shared:
-            st.session_state[DUPLICATE] = config
+            st.session_state[DUPLICATE] = config, procs
 
 if DUPLICATE in st.session_state:
     if st.button("Train a new run with these settings anyway",
                  help="the same settings on the same device give the same results; another seed gives "
                       "a new sample of them"):
-        config: ExperimentConfig = st.session_state.pop(DUPLICATE)
-        report(launch(config, force=True))
+        config, procs = st.session_state.pop(DUPLICATE)
+        report(launch(config, force=True, procs=procs))
 
 # Last on the page, so the pickers and the launch form keep their places; a saved upload reruns the
 # page, and the pickers at the top then offer it.

@@ -13,10 +13,10 @@ from ui.resources import run_store
 LAUNCHED = "launched_runs"  # session key: ids of the runs this session launched or joined, oldest first
 
 
-def launch(config: ExperimentConfig, force: bool = False) -> jobs.Submission:
-    """Submit ``config`` (ConfigError if invalid); a run with the same settings is joined unless
-    ``force``."""
-    submitted = jobs.submit(run_store(), config, force=force)
+def launch(config: ExperimentConfig, force: bool = False, procs: int = 1) -> jobs.Submission:
+    """Submit ``config`` (ConfigError if invalid) to train in ``procs`` processes; a run with the
+    same settings is joined unless ``force``."""
+    submitted = jobs.submit(run_store(), config, force=force, procs=procs)
     ids = st.session_state.setdefault(LAUNCHED, [])
     if submitted.run_id not in ids:
         ids.append(submitted.run_id)

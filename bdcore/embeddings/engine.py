@@ -16,7 +16,8 @@ from .reduce import ReduceParams, reduce
 from .samples import SampleSet, SampleSpec, draw_samples
 from .source import ExploreSession
 
-ENGINE_VERSION = 3  # bump when cached results would change meaning (3: approximate neighbours from 20,000 points)
+# bump when cached results would change meaning (3: approximate neighbours from 20,000 points)
+ENGINE_VERSION = 3
 SETS = ("labeled", "unlabeled")  # labeled: the labeled set's test split
 
 

@@ -1,6 +1,6 @@
 """Each point's k nearest neighbours, in torch (no JIT to compile in each new process, unlike
 pynndescent): exact below APPROXIMATE_FROM points, above it an inverted-file search (k-means cells,
-each cell's points compared with the points of its nearest cells only) that finds over 99% of the
+each cell's points compared with the points of its nearest cells only) that finds 97% of the
 true neighbours of MNIST + Fashion-MNIST features at 70,000 points in a tenth of the exact search's
 time (docs/performance.md, "The explorer at full size")."""
 from __future__ import annotations

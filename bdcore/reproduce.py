@@ -245,7 +245,8 @@ def check_table_data(name: str) -> None:
 def earlier_run(config: ExperimentConfig, root: RunsRoot) -> RunDir | None:
     """The newest run folder under ``root`` with exactly ``config``, unless a background job of
     the run store owns it: a table interrupted (a kill, a session's end) continues from there, its
-    finished rows loaded and an unfinished one resumed from its last checkpoint."""
+    finished rows loaded and an unfinished one resumed from its last checkpoint. Two tables run at
+    once in one runs folder would share folders: give each its own --runs-dir."""
     store_path = root.store_path
     busy = ({Path(r.run_dir).resolve() for r in RunStore(store_path).list(ACTIVE) if r.run_dir}
             if store_path.exists() else set())
@@ -274,10 +275,12 @@ def run_table(name: str, *, seed: int = 0, device: str = "auto", root: RunsRoot 
     results = []
     root = root or RunsRoot.default()
     for row, config in zip(table.rows, configs, strict=True):
-        # rank 0's answer on every rank (under torchrun), or one rank could look after another
-        # created the row's folder and skip the collective that shares it
-        earlier = distributed.from_main(str(found.path) if (found := earlier_run(config, root)) else None)
-        result = run_experiment(config, root, on_epoch, on_event, run=earlier and RunDir(earlier))
+        # rank 0 looks, every rank (under torchrun) is told: a rank looking after rank 0 created
+        # the row's folder would skip the collective that shares it
+        found = earlier_run(config, root) if distributed.is_main() else None
+        earlier = distributed.from_main(None if found is None else str(found.path))
+        result = run_experiment(config, root, on_epoch, on_event,
+                                run=None if earlier is None else RunDir(earlier))
         results.append(RowResult(row.teacher, row.student, row.paper, result))
         if on_row is not None:
             on_row(results[-1])

@@ -185,6 +185,8 @@ class RunDir:
         root = root or RunsRoot.default()
         if name is None:
             job = os.environ.get("TORCHELASTIC_RUN_ID")
+            if job == "none":  # torchrun without --standalone or --rdzv-id: no id of this job to find
+                job = None
             tag = secrets.token_hex(3) if job is None else \
                 "torchrun-" + hashlib.sha256(f"{job}\n{config.to_json()}".encode()).hexdigest()[:12]
             earlier = sorted(root.path.glob(f"*-{tag}")) if job is not None else []

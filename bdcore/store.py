@@ -280,7 +280,7 @@ class RunStore:
         """The newest queued, running or succeeded run whose config equals ``config`` (not one being
         cancelled), or a new queued run; returns (run id, shared). One transaction, so many callers
         at once share one run. A run trained in another number of processes is shared too: it
-        reaches the same results (docs/distributed.md)."""
+        trains on the same global batches, to the same results within noise (docs/distributed.md)."""
         config.validate()
         wanted = config.to_json()
         shareable, params = _status_in(SHAREABLE)

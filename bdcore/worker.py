@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             train_beside(store, args.run_id)
             return 0
         signal.signal(signal.SIGTERM, _on_sigterm)
+        several = distributed.is_distributed()
         status = work(store, args.run_id)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     if status is None:
@@ -143,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return NOT_OWNER_EXIT
     schedule(store)  # hand the freed slot to the next queued run
     print(f"run {args.run_id}: {status}", flush=True)
+    if several and status is not Status.SUCCEEDED:
+        return 1  # torchrun then stops the other processes, which may be waiting in a collective
     if status is Status.SUCCEEDED:
         prepare_explorer(store, args.run_id)
     return 0

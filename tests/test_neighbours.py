@@ -41,12 +41,20 @@ def test_the_approximate_search_is_deterministic_for_a_seed():
     assert (first[0] == second[0]).all() and np.array_equal(first[1], second[1])
 
 
-def test_more_probes_find_more_and_one_cell_is_exact():
+def test_more_probes_find_more_and_probing_every_cell_is_exact():
     x = clustered(2000, seed=1, dims=30)
     truth, _ = exact_knn(x, 15)
     few, many = recall(approximate_knn(x, 15, probes=1)[0], truth), recall(approximate_knn(x, 15)[0], truth)
     assert few < many
     assert recall(approximate_knn(x, 15, probes=10_000)[0], truth) == 1.0  # every cell probed
+
+
+def test_a_cell_of_many_equal_points_is_searched_in_chunks(monkeypatch):
+    monkeypatch.setattr(neighbours, "CHUNK", 64)  # the cell of 500 equal points in 8 blocks
+    x = np.concatenate([np.zeros((500, 4), np.float32), clustered(300, dims=4)])
+    idx, dist = approximate_knn(x, 5)
+    assert (dist[:500] == 0).all() and (idx[:500] < 500).all()  # its neighbours are its copies
+    assert recall(idx[500:], exact_knn(x, 5)[0][500:]) >= 0.95
 
 
 def test_tiny_sets_and_more_neighbours_than_a_cell_holds():

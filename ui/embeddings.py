@@ -60,7 +60,9 @@ with st.form("embedding settings"):
     n_labeled = c1.number_input(f"labeled test samples (0: all {n_test:,})", 0, n_test, first.n_labeled, 1000)
     n_unlabeled = c2.number_input(f"unlabeled samples (0: all {n_unl:,})", 0, n_unl, first.n_unlabeled, 1000)
     sample_seed = c3.number_input("sample seed", 0, 2**31 - 1, first.seed)
-    seed = c4.number_input("embedding seed", 0, 2**31 - 1, d.seed)
+    seed = c4.number_input("embedding seed", 0, 2**31 - 1, d.seed,
+                           help="fixes the picture, except a UMAP of 20,000 points or more: its layout runs "
+                                "on every thread, unseeded (the cache keeps the first picture)")
     with st.expander("method parameters"):
         c1, c2, c3, c4 = st.columns(4)
         perplexity = c1.number_input("t-SNE perplexity", 2.0, 200.0, d.perplexity, 5.0)

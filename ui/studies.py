@@ -73,22 +73,25 @@ def watch() -> None:
     figure = c1.radio("figure", figures, index=min(1, len(figures) - 1), horizontal=True)
     image = c2.radio("charts download as", ["png", "svg"], horizontal=True,
                      help="the camera icon at a chart's top right saves it in this format")
-    download = {"toImageButtonOptions": {"format": image, "filename": f"study-{chosen}"}}
+
+    def download(chart: str) -> dict:  # the camera icon's format and file name
+        return {"toImageButtonOptions": {"format": image, "filename": f"study-{chosen}-{chart}"}}
+
     if "teacher" in axes and "student" in axes:
         st.plotly_chart(heatmap(matrix(frame, "teacher", "student", figure), figure, "teacher", "student"),
-                        key="heatmap", config=download)
+                        key="heatmap", config=download("heatmap"))
     swept = [a for a in axes if a not in ("teacher", "student", SEED)]
     means = over_seeds(frame, axes)
     for axis in swept:
         others = [a for a in axes if a not in (axis, SEED)]
         st.plotly_chart(against(means, axis, figure, others[0] if len(others) == 1 else None),
-                        key=f"against-{axis}", config=download)
+                        key=f"against-{axis}", config=download(axis))
     if sum(c.startswith("fine-tune k=") for c in figures) > 1:  # several ks per run: accuracy against k
         others = [a for a in axes if a != SEED]
         tuned = by_k(frame).assign(k=lambda f: f["k"].astype(str))
         st.plotly_chart(against(over_seeds(tuned, [*others, "k"]), "k", "fine-tune acc",
                                 others[0] if len(others) == 1 else None),
-                        key="against-k", config=download)
+                        key="against-k", config=download("k"))
     top = best(frame, axes, figure)
     if top:
         st.success("Best: " + ", ".join(f"{k} {v}" for k, v in top.items() if k != figure)

@@ -1,8 +1,8 @@
 """Reduce features to 2-D or 3-D: t-SNE (openTSNE or scikit-learn, picked by size), UMAP (on a
 k-nearest-neighbour graph computed in torch, neighbours.py, so pynndescent never runs) or PCA.
 Every reducer is seeded, so the same inputs and params give the same picture, except UMAP from
-LARGE points: its layout then runs on every core, which umap-learn does only unseeded (threads
-race to move shared points). The embedding cache keeps the first picture, so a user sees the same
+LARGE points: its layout then runs on torch's threads, which umap-learn does only unseeded
+(threads race to move shared points). The embedding cache keeps the first picture, so a user sees the same
 one until the cache is cleared."""
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ from sklearn.decomposition import PCA
 
 from ..errors import ConfigError
 from .features import Progress
-from .neighbours import exact_knn, nearest_neighbours, without_self
+from .neighbours import APPROXIMATE_FROM, exact_knn, nearest_neighbours, without_self
 
 METRICS = ("euclidean", "cosine")  # cosine: rows scaled to unit length, then euclidean
 INITS = {"tsne": ("pca", "random"), "umap": ("spectral", "pca", "random"), "pca": ("pca",)}
 TSNE_IMPLS = ("auto", "opentsne", "sklearn")
 EARLY_ITER = 250  # t-SNE early-exaggeration iterations, before ``n_iter`` normal ones
-LARGE = 20_000  # UMAP from this many points: approximate neighbours, PCA start, parallel layout
+LARGE = APPROXIMATE_FROM  # UMAP from this many points: approximate neighbours, PCA start, parallel layout
 FFT_FROM = 5000  # t-SNE "auto": scikit-learn's Barnes-Hut below this many points, openTSNE's FFT from it
 
 
@@ -155,6 +155,7 @@ def _umap(x: np.ndarray, params: ReduceParams, progress: Progress, init: np.ndar
 
 def _umap_layout(x: np.ndarray, knn: tuple[np.ndarray, np.ndarray], params: ReduceParams,
                  start: str | np.ndarray, parallel: bool) -> np.ndarray:
+    import numba
     import umap
 
     with warnings.catch_warnings():
@@ -163,7 +164,8 @@ def _umap_layout(x: np.ndarray, knn: tuple[np.ndarray, np.ndarray], params: Redu
                             min_dist=params.min_dist, init=start, n_epochs=params.n_epochs,
                             # umap-learn runs its epochs in parallel only when unseeded
                             random_state=None if parallel else params.seed,
-                            n_jobs=torch.get_num_threads() if parallel else 1,
+                            n_jobs=min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+                            if parallel else 1,
                             precomputed_knn=(*knn, None))
         return reducer.fit_transform(x).astype(np.float32)
 

@@ -82,10 +82,14 @@ def check_batch(batch_size: int, processes: int | None = None) -> None:
                           f"process takes an equal part of every batch: choose a multiple of {processes}")
 
 
+def _share(n: int, r: int, w: int) -> slice:
+    """Rank ``r``'s contiguous share of ``n`` rows among ``w`` ranks (shares differ by at most one)."""
+    return slice(r * n // w, (r + 1) * n // w)
+
+
 def rank_rows(n: int) -> slice:
     """This rank's contiguous share of ``n`` rows (shares differ by at most one row)."""
-    r, w = rank(), world_size()
-    return slice(r * n // w, (r + 1) * n // w)
+    return _share(n, rank(), world_size())
 
 
 def gather_rows(part: torch.Tensor, n: int) -> torch.Tensor:
@@ -94,7 +98,7 @@ def gather_rows(part: torch.Tensor, n: int) -> torch.Tensor:
     if not is_distributed():
         return part
     w = world_size()
-    sizes = [(r + 1) * n // w - r * n // w for r in range(w)]
+    sizes = [len(range(n)[_share(n, r, w)]) for r in range(w)]
     padded = part.new_zeros((max(sizes), *part.shape[1:]))
     padded[:len(part)] = part
     parts = [torch.empty_like(padded) for _ in range(w)]

@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+RAY_STAMP := $(VENV)/.installed-ray-$(shell sha1sum requirements-ray.txt | cut -c1-12)
 DATA ?= $(if $(BD_DATA_DIR),$(BD_DATA_DIR),$(wildcard ../shared/datasets))
 
 .PHONY: run lint test test-all bench bench-speed bench-users bench-data bench-curation reproduce clean
@@ -12,6 +13,11 @@ $(STAMP): requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	rm -f $(VENV)/.installed-* && touch $(STAMP)
 
+# Ray, for the Ray job backend's tests (the app itself does not need it).
+$(RAY_STAMP): $(STAMP) requirements-ray.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-ray.txt
+	rm -f $(VENV)/.installed-ray-* && touch $(RAY_STAMP)
+
 # The app, on http://localhost:8501 (bound to localhost by .streamlit/config.toml).
 run: $(STAMP)
 	$(PY) -m streamlit run app.py
@@ -20,10 +26,10 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
-test: lint
+test: lint $(RAY_STAMP)
 	$(PY) -m pytest -m "not slow" -q
 
-test-all: lint
+test-all: lint $(RAY_STAMP)
 	$(PY) -m pytest -q
 
 # Speed only, under 5 minutes on a 2-core CPU: the classroom figures (docs/performance.md, "The

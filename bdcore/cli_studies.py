@@ -1,15 +1,17 @@
 """`python -m bdcore study ...`: launch a study (a TOML file, or --axis options), list studies,
-show one's table (text, JSON, CSV or LaTeX), and cancel, resume or delete one as a group."""
+show one's table (text, JSON, CSV or LaTeX), wait for one, and cancel, resume or delete one as a
+group."""
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from dataclasses import replace
 
-from . import studies
+from . import jobs, studies
 from .errors import ConfigError
 from .presets import DEFAULT_PRESET, PRESETS
-from .store import RunStore
+from .store import ACTIVE, RunStore
 from .study_views import over_seeds, runs_frame, to_latex
 
 
@@ -77,6 +79,23 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wait(args: argparse.Namespace) -> int:
+    """Keep the queue moving and print the study's progress until none of its runs is queued or
+    running; exit 1 if any did not succeed (for scripts and cluster jobs)."""
+    store, last = RunStore(), None
+    study = studies.load(args.name, store.root)
+    while True:
+        jobs.schedule(store)
+        statuses = [r.status if r else "deleted" for _p, r in studies.records(study, store)]
+        counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(sorted(statuses)))
+        if counts != last:
+            print(f"{time.strftime('%H:%M:%S')} study {args.name}: {counts}", flush=True)
+            last = counts
+        if not any(s in ACTIVE for s in statuses):
+            return 0 if all(s == "succeeded" for s in statuses) else 1
+        time.sleep(args.every)
+
+
 def _group(action, done: str):
     """A command acting on every run of a study; ``done`` says what happened to them."""
     def command(args: argparse.Namespace) -> int:
@@ -134,6 +153,12 @@ def add_study_parser(sub: argparse._SubParsersAction) -> None:
         p = commands.add_parser(name, help=text, description=text)
         p.add_argument("name")
         p.set_defaults(func=_group(action, done))
+
+    p = commands.add_parser("wait", help="print progress until every run has finished (exit 1 if any "
+                                         "did not succeed)")
+    p.add_argument("name")
+    p.add_argument("--every", type=float, default=10.0, help="seconds between checks (default: %(default)s)")
+    p.set_defaults(func=cmd_wait)
 
     p = commands.add_parser("delete", help="forget a study (its runs and results stay)")
     p.add_argument("name")

@@ -14,11 +14,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .config import ExperimentConfig
+from .errors import ConfigError
 from .placement import check_procs, max_concurrent, pick_gpu, worker_env
 from .runs import RunDir
-from .store import RunStore, Status
+from .store import RunRecord, RunStore, Status
 
 HEARTBEAT_S = 2.0  # a worker writes its heartbeat this often
 STALE_AFTER_S = 30.0  # a running worker silent this long is hung: it is stopped and marked failed
@@ -55,16 +57,18 @@ def process_alive(pid: int | None, run_id: str) -> bool:
 
 def reap(store: RunStore) -> list[str]:
     """Mark runs whose worker died (killed, out of memory, machine restart) as failed."""
-    now, dead = time.time(), []
+    backend, now, dead = job_backend(), time.time(), []
     for record in store.list((Status.RUNNING,)):
-        alive = process_alive(record.pid, record.id)
+        alive = backend.alive(record)
+        if alive and record.pid is None:  # sent to a cluster, waiting there for its resources
+            continue
         # until the worker records its pid, the heartbeat is the claim's time
         patience = STALE_AFTER_S if record.pid else START_GRACE_S
         silent = record.heartbeat is None or now - record.heartbeat > patience
         if not silent and (alive or record.pid is None):  # healthy, or being started right now
             continue
         if alive:  # hung: stop it so it cannot write after being marked failed
-            os.kill(record.pid, signal.SIGKILL)
+            backend.stop(record, signal.SIGKILL)
             reason = f"the worker stopped responding for over {STALE_AFTER_S:.0f} s and was stopped"
         elif record.pid is None:
             reason = "the worker never started (the process starting it was stopped)"
@@ -101,39 +105,92 @@ def worker_command(run_id: str, store_path: Path, procs: int) -> list[str]:
             *worker]
 
 
-def _spawn(store: RunStore, run_id: str, gpu: int | None) -> int:
-    log = store.root.worker_log(run_id)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    procs = store.get(run_id).procs
-    with open(log, "ab") as out:
-        process = subprocess.Popen(
-            worker_command(run_id, store.path, procs), cwd=PROJECT_ROOT,
-            env=worker_env(gpu if procs == 1 else None), stdout=out, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True)
-    _children.add(process.pid)
-    return process.pid
+class JobBackend(Protocol):
+    """Where queued runs train: how many at once, on which GPU, starting, watching and signalling
+    their workers."""
+
+    name: str
+
+    def capacity(self) -> int: ...
+
+    def place(self, config: ExperimentConfig, in_use: list[int]) -> int | None: ...
+
+    def start(self, store: RunStore, run_id: str, gpu: int | None, command: list[str],
+              cwd: Path) -> int | None: ...
+
+    def alive(self, record: RunRecord) -> bool: ...
+
+    def stop(self, record: RunRecord, number: int = signal.SIGTERM) -> None: ...
 
 
-def _place(config: ExperimentConfig, in_use: list[int]) -> int | None:
-    """The GPU of a run that lets the machine choose its device ("auto" or "cuda"); a run that
-    names its device (cpu, cuda:N) is left to it."""
-    return pick_gpu(in_use) if config.device in ("auto", "cuda") else None
+class LocalBackend:
+    """Workers as processes of this machine, each in its own session, pinned to a GPU when there
+    are GPUs (the default backend; ``bdcore.ray_jobs`` sends runs to a Ray cluster instead)."""
+
+    name = "local"
+
+    def capacity(self) -> int:
+        return max_concurrent()
+
+    def place(self, config: ExperimentConfig, in_use: list[int]) -> int | None:
+        """The GPU of a run that lets the machine choose its device ("auto" or "cuda"); a run that
+        names its device (cpu, cuda:N) is left to it."""
+        return pick_gpu(in_use) if config.device in ("auto", "cuda") else None
+
+    def start(self, store: RunStore, run_id: str, gpu: int | None, command: list[str],
+              cwd: Path) -> int | None:
+        log = store.root.worker_log(run_id)
+        log.parent.mkdir(parents=True, exist_ok=True)
+        procs = store.get(run_id).procs
+        with open(log, "ab") as out:
+            process = subprocess.Popen(command, cwd=cwd, env=worker_env(gpu if procs == 1 else None),
+                                       stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                       start_new_session=True)
+        _children.add(process.pid)
+        return process.pid
+
+    def alive(self, record: RunRecord) -> bool:
+        return process_alive(record.pid, record.id)
+
+    def stop(self, record: RunRecord, number: int = signal.SIGTERM) -> None:
+        if process_alive(record.pid, record.id):
+            os.kill(record.pid, number)
+
+
+BACKENDS = ("local", "ray")
+
+
+def job_backend() -> JobBackend:
+    """The backend ``$BD_JOBS_BACKEND`` names (default local): where queued runs train. A runs
+    folder is served by one backend at a time: switch only while none of its runs is active."""
+    name = os.environ.get("BD_JOBS_BACKEND") or "local"
+    if name == "local":
+        return LocalBackend()
+    if name == "ray":
+        try:
+            from .ray_jobs import RayBackend
+        except ImportError:
+            raise ConfigError("BD_JOBS_BACKEND=ray needs Ray: pip install -r requirements-ray.txt") from None
+        return RayBackend()
+    raise ConfigError(f"BD_JOBS_BACKEND must be one of {', '.join(BACKENDS)}, not {name!r}")
 
 
 def schedule(store: RunStore) -> list[str]:
-    """Reap dead workers, then start queued runs (oldest first) while slots are free, each on the
-    least busy GPU when there are GPUs (chosen in the claim's transaction)."""
+    """Reap dead workers, then start queued runs (oldest first) while the backend has room, each
+    on the least busy GPU when there are GPUs (chosen in the claim's transaction)."""
     _wait_for_finished_workers()
     reap(store)
-    started = []
-    while (claimed := store.claim_next(max_concurrent(), _place)) is not None:
+    backend, started = job_backend(), []
+    while (claimed := store.claim_next(backend.capacity(), backend.place)) is not None:
         run_id, gpu = claimed
+        command = worker_command(run_id, store.path, store.get(run_id).procs)
         try:
-            pid = _spawn(store, run_id, gpu)
-        except OSError as err:
+            pid = backend.start(store, run_id, gpu, command, PROJECT_ROOT)
+        except Exception as err:  # no process, no cluster: the run says why instead of hanging
             store.mark_failed(run_id, f"could not start a worker: {err}")
             continue
-        store.set_worker(run_id, pid)
+        if pid is not None:
+            store.set_worker(run_id, pid)
         started.append(run_id)
     return started
 
@@ -180,8 +237,12 @@ def cancel(store: RunStore, run_id: str) -> str:
     record = store.cancel(run_id)
     if record.status == Status.QUEUED:
         return "cancelled"
-    if process_alive(record.pid, run_id):
-        os.kill(record.pid, signal.SIGTERM)
+    backend = job_backend()
+    if record.pid is None and backend.alive(record):  # waiting in a cluster: nothing trained yet
+        backend.stop(record)
+        store.mark_cancelled(run_id, "cancelled before it started")
+        return "cancelled"
+    backend.stop(record)
     return "cancelling"
 
 

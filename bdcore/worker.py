@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import traceback
+from typing import TYPE_CHECKING
 
 from . import distributed
 from .embeddings import ExploreSession, prepare_first_view
@@ -22,6 +23,9 @@ from .jobs import HEARTBEAT_S, run_dir_for, schedule
 from .runs import RunDir
 from .store import RunRecord, RunStore, Status
 from .train import EpochReport
+
+if TYPE_CHECKING:
+    from .ray_jobs import RemoteStore
 
 
 class Cancelled(Exception):
@@ -125,12 +129,24 @@ def train_beside(store: RunStore, run_id: str) -> None:
     run_experiment(store.get(run_id).config, store.root, run=run)
 
 
+def open_store(path: str, ray_store: str | None) -> RunStore | RemoteStore:
+    """The run store at ``path``, or, for a worker the Ray backend started on any node of its
+    cluster, that store through the actor serving it (``bdcore.ray_jobs``)."""
+    if ray_store is None:
+        return RunStore(path)
+    from .ray_jobs import RemoteStore
+
+    return RemoteStore(ray_store, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("run_id")
     parser.add_argument("--store", required=True, help="path of the run store (runs.db)")
+    parser.add_argument("--ray-store", metavar="NAME",
+                        help="started by the Ray backend: write the store through this Ray actor")
     args = parser.parse_args(argv)
-    store = RunStore(args.store)
+    store = open_store(args.store, args.ray_store)
     with distributed.process_group() as main:  # started by torchrun: one of the run's processes
         if not main:
             train_beside(store, args.run_id)
@@ -142,13 +158,18 @@ def main(argv: list[str] | None = None) -> int:
     if status is None:
         print(f"run {args.run_id} is not this worker's to train; left alone", flush=True)
         return NOT_OWNER_EXIT
-    schedule(store)  # hand the freed slot to the next queued run
+    if not args.ray_store:  # on a cluster, Ray hands the freed resources to the next run
+        schedule(store)  # hand the freed slot to the next queued run
     print(f"run {args.run_id}: {status}", flush=True)
-    if several and status is not Status.SUCCEEDED:
-        return 1  # torchrun then stops the other processes, which may be waiting in a collective
+    failed_together = several and status is not Status.SUCCEEDED
     if status is Status.SUCCEEDED:
         prepare_explorer(store, args.run_id)
-    return 0
+    if args.ray_store:
+        from .ray_jobs import release
+
+        release(store.get(args.run_id))
+    # torchrun then stops the other processes, which may be waiting in a collective
+    return 1 if failed_together else 0
 
 
 def prepare_explorer(store: RunStore, run_id: str) -> None:

@@ -63,11 +63,12 @@ def test_a_resumed_run_is_placed_afresh(two_gpus, isolated_env, monkeypatch):
     monkeypatch.setenv("BD_RUNS_PER_GPU", "1")
     store = RunStore()
     run_id = store.add(ExperimentConfig())
-    assert store.claim_next(2, jobs._place) == (run_id, 0)
+    assert store.claim_next(2, jobs.LocalBackend().place) == (run_id, 0)
     store.mark_failed(run_id, "killed")
     store.requeue(run_id)
     assert store.gpus_in_use() == []
-    assert store.claim_next(2, jobs._place) == (run_id, 0)  # its old GPU is not counted against it
+    # its old GPU is not counted against it
+    assert store.claim_next(2, jobs.LocalBackend().place) == (run_id, 0)
 
 
 def test_schedule_spreads_runs_over_gpus_and_pins_each(two_gpus, isolated_env, monkeypatch):

@@ -1,0 +1,135 @@
+"""The Ray job backend against a Ray head this module starts on this machine (2 CPUs): quick runs
+through the same queue, one cancelled and one killed and resumed, the store the source of truth."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from bdcore import jobs
+from bdcore.config import ExperimentConfig
+from bdcore.errors import ConfigError
+from bdcore.store import RunStore
+
+ray = pytest.importorskip("ray")
+
+from test_jobs import LONG, TINY, wait_for  # noqa: E402
+
+from bdcore import ray_jobs  # noqa: E402  (needs ray)
+
+RAY = str(Path(sys.executable).parent / "ray")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A one-node Ray cluster of 2 CPUs and no GPU, stopped (every Ray process of this machine)
+    when the module's tests are done."""
+    temp = tempfile.mkdtemp(prefix="/tmp/bdray-")  # Ray's socket paths must stay short
+    port = _free_port()
+    subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
+                    "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+                   check=True, capture_output=True, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def store(tiny_data, isolated_env, monkeypatch, ray_head):
+    monkeypatch.setenv("BD_JOBS_BACKEND", "ray")
+    monkeypatch.setenv("RAY_ADDRESS", ray_head)
+    return RunStore()
+
+
+def test_three_runs_on_ray_one_cancelled_one_killed_and_resumed(store):
+    done = jobs.submit(store, ExperimentConfig(**TINY)).run_id
+    cancelled = jobs.submit(store, ExperimentConfig(**LONG)).run_id
+    killed = jobs.submit(store, ExperimentConfig(**{**LONG, "blind_epochs": 40, "seed": 1})).run_id
+
+    # the cluster has 2 CPUs and each run asks for 1: the third waits there, and says so
+    waiting = store.get(killed)
+    assert waiting.status == "running" and "Ray" in waiting.message
+
+    record = wait_for(lambda: (r := store.get(done)).status not in ("queued", "running") and r, timeout=120)
+    assert record.status == "succeeded", record.error
+    assert [e["stage"] for e in store.epochs([done])] == ["teacher", "blind", "finetune-kall"]
+    assert (Path(record.run_dir) / "final.json").exists()
+    assert "succeeded" in store.root.worker_log(done).read_text()  # the worker's log, as locally
+
+    wait_for(lambda: any(e["stage"] == "blind" for e in store.epochs([cancelled])), timeout=120)
+    assert jobs.cancel(store, cancelled) == "cancelling"
+    record = wait_for(lambda: (r := store.get(cancelled)).status != "running" and r, timeout=30)
+    assert record.status == "cancelled"
+    assert (Path(record.run_dir) / "teacher.safetensors").exists()  # its finished stage is kept
+
+    wait_for(lambda: sum(e["stage"] == "blind" for e in store.epochs([killed])) >= 3, timeout=120)
+    os.kill(store.get(killed).pid, signal.SIGKILL)  # one node: the worker's pid is this machine's
+    wait_for(lambda: jobs.schedule(store) is not None and store.get(killed).status == "failed", timeout=30)
+    assert "resume" in store.get(killed).error
+    jobs.resume(store, killed)
+    record = wait_for(lambda: (r := store.get(killed)).status not in ("queued", "running") and r, timeout=180)
+    assert record.status == "succeeded", record.error
+    assert [e["epoch"] for e in store.epochs([killed]) if e["stage"] == "blind"] == list(range(1, 41))
+    assert record.attempts == 2
+    # every launcher ended with its worker and handed its CPUs back
+    wait_for(lambda: ray.available_resources().get("CPU", 0) == 2, timeout=30)
+
+
+def test_a_run_waiting_for_resources_is_cancelled_at_once(store, monkeypatch):
+    monkeypatch.setenv("BD_RAY_CPUS_PER_RUN", "64")  # more than the cluster has: it never starts
+    run_id = jobs.submit(store, ExperimentConfig(**TINY)).run_id
+    assert store.get(run_id).status == "running" and store.get(run_id).pid is None
+    assert jobs.reap(store) == []  # waiting in the cluster is not a dead worker
+    assert jobs.cancel(store, run_id) == "cancelled"
+    assert store.get(run_id).status == "cancelled"
+    record = store.get(run_id)
+    wait_for(lambda: not ray_jobs.RayBackend().alive(record), timeout=30)
+
+
+def test_resources_asked_per_run(store, monkeypatch):
+    cpu = ExperimentConfig(**TINY)
+    assert ray_jobs.resources(cpu, 1) == {"num_cpus": 1.0, "num_gpus": 0.0}
+    auto = ExperimentConfig(**{**TINY, "device": "auto"})
+    assert ray_jobs.resources(auto, 2)["num_gpus"] == 0.0  # this cluster has no GPU
+    monkeypatch.setenv("BD_RAY_GPUS_PER_RUN", "0.25")
+    assert ray_jobs.resources(ExperimentConfig(**{**TINY, "device": "cuda"}), 2) == {"num_cpus": 2.0,
+                                                                                      "num_gpus": 0.5}
+    monkeypatch.setenv("BD_RAY_CPUS_PER_RUN", "many")
+    with pytest.raises(ConfigError, match="BD_RAY_CPUS_PER_RUN"):
+        ray_jobs.resources(cpu, 1)
+
+
+def test_an_unknown_backend_is_one_clear_error(isolated_env, monkeypatch):
+    monkeypatch.setenv("BD_JOBS_BACKEND", "slurm")
+    with pytest.raises(ConfigError, match="local, ray"):
+        jobs.job_backend()
+
+
+def test_the_cluster_example_runs_a_study_unchanged(store, tmp_path):
+    """examples/cluster/ray-study.sh, given only the cluster's address (and here the test's folders),
+    launches a study on Ray, waits for it and prints its table."""
+    fields = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in TINY.items())
+    study = tmp_path / "tiny.toml"
+    study.write_text(f'name = "tiny"\npreset = "quick"\n\n[base]\n{fields}\n\n[axes]\nseed = [0, 1]\n')
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(["bash", str(root / "examples/cluster/ray-study.sh"), str(study)],
+                            env={**os.environ, "BD_RAY_CPUS_PER_RUN": "1", "CHECK_EVERY_S": "1"}, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "study tiny: 2 succeeded" in result.stdout
+    header, row = result.stdout.splitlines()[-2:]  # the table: both seeds in one row, mean +- std
+    assert "blind acc mean" in header and row.split()[-1] == "2"  # 2 runs done

@@ -82,6 +82,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 def cmd_wait(args: argparse.Namespace) -> int:
     """Keep the queue moving and print the study's progress until none of its runs is queued or
     running; exit 1 if any did not succeed (for scripts and cluster jobs)."""
+    if not args.every > 0:
+        raise ConfigError(f"--every must be a positive number of seconds, not {args.every}")
     store, last = RunStore(), None
     study = studies.load(args.name, store.root)
     while True:

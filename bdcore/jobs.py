@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from .config import ExperimentConfig
-from .errors import ConfigError
+from .errors import ConfigError, UserError
 from .placement import check_procs, max_concurrent, pick_gpu, worker_env
 from .runs import RunDir
 from .store import RunRecord, RunStore, Status
@@ -71,7 +71,7 @@ def reap(store: RunStore) -> list[str]:
             backend.stop(record, signal.SIGKILL)
             reason = f"the worker stopped responding for over {STALE_AFTER_S:.0f} s and was stopped"
         elif record.pid is None:
-            reason = "the worker never started (the process starting it was stopped)"
+            reason = backend.never_started
         else:
             reason = ("the worker process stopped without finishing (killed, out of memory, or the "
                       "machine restarted)")
@@ -109,7 +109,7 @@ class JobBackend(Protocol):
     """Where queued runs train: how many at once, on which GPU, starting, watching and signalling
     their workers."""
 
-    name: str
+    never_started: str  # why a claimed run whose worker never came up failed
 
     def capacity(self) -> int: ...
 
@@ -127,7 +127,7 @@ class LocalBackend:
     """Workers as processes of this machine, each in its own session, pinned to a GPU when there
     are GPUs (the default backend; ``bdcore.ray_jobs`` sends runs to a Ray cluster instead)."""
 
-    name = "local"
+    never_started = "the worker never started (the process starting it was stopped)"
 
     def capacity(self) -> int:
         return max_concurrent()
@@ -186,7 +186,7 @@ def schedule(store: RunStore) -> list[str]:
         command = worker_command(run_id, store.path, store.get(run_id).procs)
         try:
             pid = backend.start(store, run_id, gpu, command, PROJECT_ROOT)
-        except Exception as err:  # no process, no cluster: the run says why instead of hanging
+        except (OSError, UserError) as err:  # no process, no room on the cluster: the run says why
             store.mark_failed(run_id, f"could not start a worker: {err}")
             continue
         if pid is not None:
@@ -237,7 +237,7 @@ def cancel(store: RunStore, run_id: str) -> str:
     record = store.cancel(run_id)
     if record.status == Status.QUEUED:
         return "cancelled"
-    backend = job_backend()
+    backend, record = job_backend(), store.get(run_id)  # as it is now: it may have started meanwhile
     if record.pid is None and backend.alive(record):  # waiting in a cluster: nothing trained yet
         backend.stop(record)
         store.mark_cancelled(run_id, "cancelled before it started")

@@ -18,15 +18,17 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import socket
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from .config import ExperimentConfig
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 from .runs import RunsRoot
 from .store import RunRecord, RunStore
 
@@ -64,8 +66,11 @@ class StoreServer:
     def __init__(self, path: str):
         self.store = RunStore(path)
 
-    def call(self, method: str, *args):
+    def call(self, method: str, *args: object) -> object:
         return getattr(self.store, method)(*args)
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
 
 
 def _store_server_name(store: RunStore) -> str:
@@ -73,11 +78,16 @@ def _store_server_name(store: RunStore) -> str:
 
 
 def serve_store(store: RunStore) -> str:
-    """Start (once) the actor serving ``store``, pinned to this node; returns its name."""
-    name = _store_server_name(store)
-    here = NodeAffinitySchedulingStrategy(node_id=ray.get_runtime_context().get_node_id(), soft=False)
-    StoreServer.options(name=name, lifetime="detached", get_if_exists=True,
-                        scheduling_strategy=here).remote(str(store.path.resolve()))
+    """Start (once) the actor serving ``store``, pinned to this node; returns its name. Refused on
+    another node than the one serving it already: SQLite must not be written from two machines."""
+    name, here = _store_server_name(store), ray.get_runtime_context().get_node_id()
+    server = StoreServer.options(
+        name=name, lifetime="detached", get_if_exists=True,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=False),
+    ).remote(str(store.path.resolve()))
+    if ray.get(server.node_id.remote(), timeout=LOOKUP_TIMEOUT_S) != here:
+        raise ConfigError(f"the run store {store.path} is served from another node of the Ray cluster: "
+                          "run the app and the jobs and study commands on that node")
     return name
 
 
@@ -91,29 +101,39 @@ class RemoteStore:
         self.root = RunsRoot.holding(self.path)
         self._server = ray.get_actor(server_name, namespace=NAMESPACE)
 
-    def __getattr__(self, method: str):
-        def call(*args):
+    def __getattr__(self, method: str) -> Callable[..., object]:
+        def call(*args: object) -> object:
             return ray.get(self._server.call.remote(method, *args), timeout=LOOKUP_TIMEOUT_S)
         return call
 
 
 @ray.remote(max_restarts=0)
 class RunLauncher:
-    """Holds a run's resources on the node Ray chose and runs its worker there; exits with it."""
+    """Holds a run's resources on the node Ray chose and runs its worker there; exits with it.
+    It records the worker's pid in the store at once (with a heartbeat), as the local backend does
+    on start: until then the run is waiting for resources, after it the heartbeat watches it."""
 
-    def __init__(self, command: list[str], cwd: str, env: dict[str, str], log: str):
+    def __init__(self, command: list[str], cwd: str, env: dict[str, str], log: str, run_id: str,
+                 server_name: str):
         Path(log).parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as out:  # Ray set CUDA_VISIBLE_DEVICES to this actor's GPUs in os.environ
-            self.process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=out,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
+            try:
+                self.process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=out,
+                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                                start_new_session=True)
+            except OSError as err:  # no project or interpreter at this path on this node
+                out.write(f"could not start the worker on {socket.gethostname()}: {err}\n".encode())
+                raise
+        server = ray.get_actor(server_name, namespace=NAMESPACE)
+        ray.get(server.call.remote("set_worker", run_id, self.process.pid), timeout=LOOKUP_TIMEOUT_S)
         threading.Thread(target=self._exit_with_worker, daemon=True).start()
 
     def _exit_with_worker(self) -> None:
-        """A worker that ends normally releases this actor itself (``release``); one that was
-        killed leaves it to this, which Ray logs as an unexpected exit."""
         self.process.wait()
-        os._exit(0)  # the actor's end hands its CPUs and GPUs back to the cluster
+        # the actor's end hands its CPUs and GPUs back to the cluster (Ray logs it as a worker's
+        # unexpected exit: an actor can only leave cleanly from one of its own tasks, and a task
+        # sent by a short-lived `jobs submit` would be lost while the actor waits for resources)
+        os._exit(0)
 
     def signal(self, number: int) -> None:
         if self.process.poll() is None:
@@ -124,7 +144,7 @@ def _launcher_name(record: RunRecord) -> str:
     return f"run-{record.id}-{record.attempts}"
 
 
-def _launcher(record: RunRecord):
+def _launcher(record: RunRecord) -> ray.actor.ActorHandle | None:
     """The run's launcher actor, waiting for resources or running; None once it has ended."""
     try:
         return ray.get_actor(_launcher_name(record), namespace=NAMESPACE)
@@ -132,31 +152,51 @@ def _launcher(record: RunRecord):
         return None
 
 
-def release(record: RunRecord) -> None:
-    """Hand a finished run's CPUs and GPUs back to the cluster: its worker calls this last."""
-    launcher = _launcher(record)
-    if launcher is not None:
-        ray.kill(launcher, no_restart=True)  # the worker runs in a session of its own and goes on
+def _per_run(name: str, default: float) -> float:
+    value = _env_float(name, default)
+    if value == 0 and name == "BD_RAY_CPUS_PER_RUN":
+        raise ConfigError("BD_RAY_CPUS_PER_RUN must be above 0")
+    return value
 
 
 def resources(config: ExperimentConfig, procs: int) -> dict[str, float]:
     """What a run asks the cluster for: ``$BD_RAY_CPUS_PER_RUN`` CPUs (default 1) and, unless it
     trains on the CPU or the cluster has no GPU, ``$BD_RAY_GPUS_PER_RUN`` GPUs (default 1; a
-    fraction shares a GPU among runs), each times its processes."""
-    cpus = _env_float("BD_RAY_CPUS_PER_RUN", 1.0) * procs
+    fraction shares a GPU among runs), each times its processes. A run of several processes takes
+    whole GPUs, one per process."""
+    cpus = _per_run("BD_RAY_CPUS_PER_RUN", 1.0) * procs
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     wants_gpu = config.device != "cpu" and (config.device != "auto" or has_gpus)
-    gpus = _env_float("BD_RAY_GPUS_PER_RUN", 1.0) * procs if wants_gpu else 0.0
-    return {"num_cpus": cpus, "num_gpus": gpus}
+    gpus = _per_run("BD_RAY_GPUS_PER_RUN", 1.0) if wants_gpu else 0.0
+    return {"num_cpus": cpus, "num_gpus": float(procs if procs > 1 and gpus else gpus)}
+
+
+def check_fits(config: ExperimentConfig, wanted: dict[str, float]) -> None:
+    """Refuse a run that no node of the cluster can ever hold, and a device Ray cannot give."""
+    if config.device.startswith("cuda:") and config.device != "cuda:0":
+        raise ConfigError(f"on a Ray cluster a run uses the GPU Ray gives it: choose device auto or "
+                          f"cuda, not {config.device}")
+    nodes = [n["Resources"] for n in ray.nodes() if n.get("Alive")]
+    if not any(n.get("CPU", 0) >= wanted["num_cpus"] and n.get("GPU", 0) >= wanted["num_gpus"]
+               for n in nodes):
+        largest = max(nodes, key=lambda n: (n.get("GPU", 0), n.get("CPU", 0)), default={})
+        raise ConfigError(f"no node of the Ray cluster has {wanted['num_cpus']:g} CPUs and "
+                          f"{wanted['num_gpus']:g} GPUs for this run (the largest: {largest.get('CPU', 0):g} "
+                          f"CPUs, {largest.get('GPU', 0):g} GPUs); lower BD_RAY_CPUS_PER_RUN, "
+                          "BD_RAY_GPUS_PER_RUN or the run's processes")
 
 
 class RayBackend:
     """The job queue's backend for a Ray cluster: Ray places runs, so every queued run is sent at
-    once (``$BD_MAX_JOBS`` caps how many are out) and waits in the cluster for its resources."""
+    once (``$BD_MAX_JOBS`` caps how many are out; the next are sent by the next ``schedule``) and
+    waits in the cluster for its resources."""
 
-    name = "ray"
+    never_started = ("the Ray cluster did not start its worker (its log: jobs logs --worker; else Ray's "
+                     "logs on the node)")
 
     def __init__(self):
+        _per_run("BD_RAY_CPUS_PER_RUN", 1.0)  # a bad setting is one error, not one per queued run
+        _per_run("BD_RAY_GPUS_PER_RUN", 1.0)
         connect()
 
     def capacity(self) -> int:
@@ -167,15 +207,22 @@ class RayBackend:
 
     def start(self, store: RunStore, run_id: str, gpu: int | None, command: list[str],
               cwd: Path) -> int | None:
+        """Send the run to the cluster (``gpu`` is always None: Ray places it). Returns None: the
+        launcher records the worker's pid once Ray has started it."""
         record = store.get(run_id)
-        server = serve_store(store)
+        wanted = resources(record.config, record.procs)
+        check_fits(record.config, wanted)
         env = {k: v for k, v in os.environ.items() if k.startswith("BD_")}
         env["RAY_ADDRESS"] = ray.get_runtime_context().gcs_address
-        RunLauncher.options(name=_launcher_name(record), lifetime="detached",
-                            **resources(record.config, record.procs)).remote(
-            [*command, "--ray-store", server], str(cwd), env, str(store.root.worker_log(run_id)))
+        try:
+            server = serve_store(store)
+            RunLauncher.options(name=_launcher_name(record), lifetime="detached", **wanted).remote(
+                [*command, "--ray-store", server], str(cwd), env, str(store.root.worker_log(run_id)),
+                run_id, server)
+        except ray.exceptions.RayError as err:
+            raise ConfigError(f"the Ray cluster refused the run: {first_line(err)}") from None
         store.set_message(run_id, "sent to the Ray cluster; waiting for its CPUs and GPUs")
-        return None  # the worker records its own pid on the node Ray chose
+        return None
 
     def alive(self, record: RunRecord) -> bool:
         return _launcher(record) is not None

@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 import time
 from pathlib import Path
 
@@ -33,11 +34,17 @@ EXPLORE_CACHE = "explore-cache"
 TMP = ".tmp"  # suffix of a file being written; only the rename gives it its final name
 
 
+def _writer() -> str:
+    """This process as a temporary file's writer: host and pid, as the runs folder may be shared by
+    the nodes of a cluster (the Ray backend), where a pid alone names another machine's process."""
+    return f"{socket.gethostname().replace('.', '_').replace('-', '_')}-{os.getpid()}"
+
+
 def temporary(path: Path) -> Path:
-    """Where ``path`` is written before it is renamed into place. The writer's pid is in the name:
-    two processes writing one file (two runs caching the same teacher) never share a temporary
-    file, and a leftover whose writer is gone can be told from one being written."""
-    return path.with_name(f"{path.name}.{os.getpid()}{TMP}")
+    """Where ``path`` is written before it is renamed into place. The writer's host and pid are in
+    the name: two processes writing one file (two runs caching the same teacher) never share a
+    temporary file, and a leftover whose writer is gone can be told from one being written."""
+    return path.with_name(f"{path.name}.{_writer()}{TMP}")
 
 
 def process_running(pid: int) -> bool:
@@ -52,11 +59,15 @@ def process_running(pid: int) -> bool:
 
 
 def remove_temp_files(folder: Path) -> None:
-    """Delete the temporary files in ``folder`` that no running process is writing: left by a
-    writer killed mid-write (or written by this process, which is not writing while it cleans)."""
+    """Delete the temporary files in ``folder`` that no running process of this machine is writing:
+    left by a writer killed mid-write (or written by this process, which is not writing while it
+    cleans). Another machine's are left to it."""
+    host = _writer().rpartition("-")[0]
     for path in folder.glob(f"*{TMP}"):
-        writer = path.name.removesuffix(TMP).rpartition(".")[2]
-        if not writer.isdigit() or int(writer) == os.getpid() or not process_running(int(writer)):
+        writer_host, _, pid = path.name.removesuffix(TMP).rpartition(".")[2].rpartition("-")
+        if writer_host not in ("", host):
+            continue
+        if not pid.isdigit() or int(pid) == os.getpid() or not process_running(int(pid)):
             path.unlink(missing_ok=True)
 
 

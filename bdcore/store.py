@@ -345,7 +345,9 @@ class RunStore:
     # the worker's reports
 
     def set_worker(self, run_id: str, pid: int) -> None:
-        self._set(run_id, pid=pid)
+        """The worker has started: its pid, and a heartbeat (a run may have waited long for a
+        cluster's resources since its claim)."""
+        self._set(run_id, pid=pid, heartbeat=time.time())
 
     def gpus_in_use(self) -> list[int]:
         """The GPU of each running run that was pinned to one."""

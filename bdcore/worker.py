@@ -158,18 +158,14 @@ def main(argv: list[str] | None = None) -> int:
     if status is None:
         print(f"run {args.run_id} is not this worker's to train; left alone", flush=True)
         return NOT_OWNER_EXIT
-    if not args.ray_store:  # on a cluster, Ray hands the freed resources to the next run
+    if not args.ray_store:  # on Ray every queued run was sent already (up to BD_MAX_JOBS)
         schedule(store)  # hand the freed slot to the next queued run
     print(f"run {args.run_id}: {status}", flush=True)
-    failed_together = several and status is not Status.SUCCEEDED
+    if several and status is not Status.SUCCEEDED:
+        return 1  # torchrun then stops the other processes, which may be waiting in a collective
     if status is Status.SUCCEEDED:
         prepare_explorer(store, args.run_id)
-    if args.ray_store:
-        from .ray_jobs import release
-
-        release(store.get(args.run_id))
-    # torchrun then stops the other processes, which may be waiting in a collective
-    return 1 if failed_together else 0
+    return 0
 
 
 def prepare_explorer(store: RunStore, run_id: str) -> None:

@@ -2,12 +2,15 @@
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
 
 from bdcore import jobs
 from bdcore.config import ExperimentConfig
+from bdcore.errors import ConfigError
 from bdcore.store import MIGRATIONS, RunStore
 
 TINY = dict(teacher="mlp", student="mlp", teacher_epochs=1, blind_epochs=1, finetune_epochs=1,
@@ -153,3 +156,20 @@ def test_cli_jobs_submit_list_logs_cancel_resume(store, capsys):
     assert "no run with id" in capsys.readouterr().err
     assert main(["jobs", "delete", run_id]) == 0
     assert store.list() == []
+
+
+def test_an_unknown_backend_is_one_clear_error(isolated_env, monkeypatch):
+    monkeypatch.setenv("BD_JOBS_BACKEND", "slurm")
+    with pytest.raises(ConfigError, match="local, ray"):
+        jobs.job_backend()
+
+
+def test_the_local_backend_never_loads_ray(isolated_env):
+    """The default needs no Ray: submit, cancel and schedule in a fresh process leave ray
+    unimported."""
+    code = ("import sys; from bdcore import jobs; from bdcore.config import ExperimentConfig; "
+            "from bdcore.store import RunStore; store = RunStore(); "
+            f"run_id = jobs.submit(store, ExperimentConfig(**{TINY!r}), start=False).run_id; "
+            "jobs.cancel(store, run_id); jobs.schedule(store); assert 'ray' not in sys.modules, 'ray loaded'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr

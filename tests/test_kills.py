@@ -149,10 +149,13 @@ def test_temp_files_of_live_writers_are_kept_and_others_removed(tmp_path):
     other = folder / "b.json.1.tmp"  # pid 1 is alive and never one of ours
     gone = folder / f"c.json.{2**22 + 1}.tmp"  # above the largest pid Linux gives
     old = folder / "d.tmp"  # named before temporary files carried their writer
-    for path in (mine, other, gone, old):
+    host = mine.name.removesuffix(".tmp").rpartition(".")[2].rpartition("-")[0]
+    gone_here = folder / f"e.json.{host}-{2**22 + 1}.tmp"
+    elsewhere = folder / f"f.json.othernode-{2**22 + 1}.tmp"  # a cluster node's, maybe being written
+    for path in (mine, other, gone, old, gone_here, elsewhere):
         path.write_text("{")
     remove_temp_files(folder)
-    assert [p.name for p in folder.iterdir()] == [other.name]
+    assert sorted(p.name for p in folder.iterdir()) == [other.name, elsewhere.name]
 
 
 def test_fault_points_are_named_and_off_by_default():

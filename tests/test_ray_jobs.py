@@ -31,21 +31,44 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@ray.remote(num_cpus=2)
+class CpuHolder:
+    def ready(self) -> bool:
+        return True
+
+
 @pytest.fixture(scope="module")
 def ray_head():
-    """A one-node Ray cluster of 2 CPUs and no GPU, stopped (every Ray process of this machine)
-    when the module's tests are done."""
+    """A one-node Ray cluster of 2 CPUs and no GPU, of this module's own: `ray start --block`,
+    interrupted at the end, stops the processes it started and no other Ray on the machine."""
     temp = tempfile.mkdtemp(prefix="/tmp/bdray-")  # Ray's socket paths must stay short
     port = _free_port()
-    subprocess.run([RAY, "start", "--head", f"--port={port}", "--num-cpus=2", "--num-gpus=0",
-                    "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
-                   check=True, capture_output=True, timeout=120)
+    head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
+                             "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
+                             f"--temp-dir={temp}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
+        wait_for(lambda: head.poll() is not None or _connected(f"127.0.0.1:{port}"), timeout=120, every=1.0)
+        assert head.poll() is None, "ray start --head failed"
         yield f"127.0.0.1:{port}"
     finally:
         ray.shutdown()
-        subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+        head.send_signal(signal.SIGINT)  # its exit handlers stop the cluster's processes
+        head.wait(timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def _connected(address: str) -> bool:
+    """Whether this process could join the cluster (it stays joined, as the backend would)."""
+    host, port = address.split(":")
+    with socket.socket() as s:
+        if s.connect_ex((host, int(port))) != 0:  # the head's GCS is not up yet
+            return False
+    try:
+        ray.init(address=address, namespace=ray_jobs.NAMESPACE, log_to_driver=False,
+                 logging_level="warning", configure_logging=False)
+    except (ConnectionError, RuntimeError):
+        return False
+    return True
 
 
 @pytest.fixture
@@ -62,7 +85,8 @@ def test_three_runs_on_ray_one_cancelled_one_killed_and_resumed(store):
 
     # the cluster has 2 CPUs and each run asks for 1: the third waits there, and says so
     waiting = store.get(killed)
-    assert waiting.status == "running" and "Ray" in waiting.message
+    assert waiting.status == "running" and waiting.pid is None and "waiting" in waiting.message
+    assert ray_jobs.RayBackend().alive(waiting)
 
     record = wait_for(lambda: (r := store.get(done)).status not in ("queued", "running") and r, timeout=120)
     assert record.status == "succeeded", record.error
@@ -78,7 +102,7 @@ def test_three_runs_on_ray_one_cancelled_one_killed_and_resumed(store):
 
     wait_for(lambda: sum(e["stage"] == "blind" for e in store.epochs([killed])) >= 3, timeout=120)
     os.kill(store.get(killed).pid, signal.SIGKILL)  # one node: the worker's pid is this machine's
-    wait_for(lambda: jobs.schedule(store) is not None and store.get(killed).status == "failed", timeout=30)
+    wait_for(lambda: jobs.reap(store) == [killed] or store.get(killed).status == "failed", timeout=30)
     assert "resume" in store.get(killed).error
     jobs.resume(store, killed)
     record = wait_for(lambda: (r := store.get(killed)).status not in ("queued", "running") and r, timeout=180)
@@ -89,15 +113,27 @@ def test_three_runs_on_ray_one_cancelled_one_killed_and_resumed(store):
     wait_for(lambda: ray.available_resources().get("CPU", 0) == 2, timeout=30)
 
 
-def test_a_run_waiting_for_resources_is_cancelled_at_once(store, monkeypatch):
-    monkeypatch.setenv("BD_RAY_CPUS_PER_RUN", "64")  # more than the cluster has: it never starts
+def test_a_run_waiting_for_resources_is_not_reaped_and_cancels_at_once(store, monkeypatch):
+    ray_jobs.connect()
+    holder = CpuHolder.remote()  # the cluster's 2 CPUs, taken
+    ray.get(holder.ready.remote(), timeout=60)
     run_id = jobs.submit(store, ExperimentConfig(**TINY)).run_id
+    monkeypatch.setattr(jobs, "START_GRACE_S", 0.0)  # however long it waits
     assert store.get(run_id).status == "running" and store.get(run_id).pid is None
     assert jobs.reap(store) == []  # waiting in the cluster is not a dead worker
     assert jobs.cancel(store, run_id) == "cancelled"
     assert store.get(run_id).status == "cancelled"
     record = store.get(run_id)
     wait_for(lambda: not ray_jobs.RayBackend().alive(record), timeout=30)
+    ray.kill(holder)
+
+
+def test_a_run_no_node_can_hold_fails_with_the_reason(store, monkeypatch):
+    monkeypatch.setenv("BD_RAY_CPUS_PER_RUN", "64")
+    record = store.get(jobs.submit(store, ExperimentConfig(**TINY)).run_id)
+    assert record.status == "failed" and "no node of the Ray cluster has 64 CPUs" in record.error
+    with pytest.raises(ConfigError, match="not cuda:1"):
+        ray_jobs.check_fits(ExperimentConfig(**{**TINY, "device": "cuda:1"}), {"num_cpus": 1, "num_gpus": 1})
 
 
 def test_resources_asked_per_run(store, monkeypatch):
@@ -106,17 +142,12 @@ def test_resources_asked_per_run(store, monkeypatch):
     auto = ExperimentConfig(**{**TINY, "device": "auto"})
     assert ray_jobs.resources(auto, 2)["num_gpus"] == 0.0  # this cluster has no GPU
     monkeypatch.setenv("BD_RAY_GPUS_PER_RUN", "0.25")
-    assert ray_jobs.resources(ExperimentConfig(**{**TINY, "device": "cuda"}), 2) == {"num_cpus": 2.0,
-                                                                                      "num_gpus": 0.5}
+    cuda = ExperimentConfig(**{**TINY, "device": "cuda"})
+    assert ray_jobs.resources(cuda, 1) == {"num_cpus": 1.0, "num_gpus": 0.25}  # 4 runs share a GPU
+    assert ray_jobs.resources(cuda, 2) == {"num_cpus": 2.0, "num_gpus": 2.0}  # one whole GPU per process
     monkeypatch.setenv("BD_RAY_CPUS_PER_RUN", "many")
     with pytest.raises(ConfigError, match="BD_RAY_CPUS_PER_RUN"):
         ray_jobs.resources(cpu, 1)
-
-
-def test_an_unknown_backend_is_one_clear_error(isolated_env, monkeypatch):
-    monkeypatch.setenv("BD_JOBS_BACKEND", "slurm")
-    with pytest.raises(ConfigError, match="local, ray"):
-        jobs.job_backend()
 
 
 def test_the_cluster_example_runs_a_study_unchanged(store, tmp_path):
@@ -127,8 +158,8 @@ def test_the_cluster_example_runs_a_study_unchanged(store, tmp_path):
     study.write_text(f'name = "tiny"\npreset = "quick"\n\n[base]\n{fields}\n\n[axes]\nseed = [0, 1]\n')
     root = Path(__file__).resolve().parents[1]
     result = subprocess.run(["bash", str(root / "examples/cluster/ray-study.sh"), str(study)],
-                            env={**os.environ, "BD_RAY_CPUS_PER_RUN": "1", "CHECK_EVERY_S": "1"}, capture_output=True, text=True,
-                            timeout=300)
+                            env={**os.environ, "BD_RAY_CPUS_PER_RUN": "1", "CHECK_EVERY_S": "1"},
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "study tiny: 2 succeeded" in result.stdout
     header, row = result.stdout.splitlines()[-2:]  # the table: both seeds in one row, mean +- std

@@ -113,6 +113,10 @@ def test_study_cli_launches_lists_shows_and_exports(tiny_data, capsys, tmp_path)
         finish(RunStore(), run_id, 0.5, 0.9)
     assert main(["study", "list"]) == 0
     assert "4/4 runs succeeded" in capsys.readouterr().out
+    assert main(["study", "wait", "c", "--every", "0.1"]) == 0  # nothing left: returns at once
+    assert "study c: 4 succeeded" in capsys.readouterr().out
+    assert main(["study", "wait", "c", "--every", "0"]) == 2
+    assert "--every must be a positive number" in capsys.readouterr().err
     assert main(["study", "show", "c", "--format", "json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [r["temperature"] for r in shown] == ["2.0", "20.0"] and shown[0]["blind acc mean"] == 0.5

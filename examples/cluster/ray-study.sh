@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 export BD_JOBS_BACKEND=ray
-export RAY_ADDRESS=${RAY_ADDRESS:-head-node:6379}      # the head's address: ray-cluster.sh head prints it
+export RAY_ADDRESS=${RAY_ADDRESS:-auto}               # auto: the cluster this node belongs to (or HOST:6379)
 export BD_RUNS_DIR=${BD_RUNS_DIR:-/shared/runs}        # the same path on every node
 export BD_DATA_DIR=${BD_DATA_DIR:-/shared/datasets}    # the same path on every node
 export BD_RAY_GPUS_PER_RUN=${BD_RAY_GPUS_PER_RUN:-0.25} # quick runs of MNIST size: 4 share one GPU

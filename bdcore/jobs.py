@@ -1,7 +1,8 @@
 """Background jobs: each run trains in its own OS process, in its own session, so a browser
 refresh or a restart of the app does not stop it. There is no daemon: whoever touches the queue
 (submit, a finishing worker, the app every HOUSEKEEPING_S, `jobs list`) calls ``schedule``, which marks
-dead workers failed and starts queued runs while slots are free."""
+dead workers failed and starts queued runs while slots are free. Where they start is the backend's
+(``job_backend``): processes of this machine, or actors of a Ray cluster (``bdcore.ray_jobs``)."""
 from __future__ import annotations
 
 import math

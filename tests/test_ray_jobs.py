@@ -43,9 +43,13 @@ def ray_head():
     interrupted at the end, stops the processes it started and no other Ray on the machine."""
     temp = tempfile.mkdtemp(prefix="/tmp/bdray-")  # Ray's socket paths must stay short
     port = _free_port()
+    # its own process group, to stop it whole; SIGINT handled even where a shell started the tests
+    # in the background (which ignores SIGINT in them, and the ignoring is inherited)
     head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={port}", "--num-cpus=2",
                              "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
-                             f"--temp-dir={temp}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             f"--temp-dir={temp}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         wait_for(lambda: head.poll() is not None or _connected(f"127.0.0.1:{port}"), timeout=120, every=1.0)
         assert head.poll() is None, "ray start --head failed"
@@ -53,8 +57,15 @@ def ray_head():
     finally:
         ray.shutdown()
         head.send_signal(signal.SIGINT)  # its exit handlers stop the cluster's processes
-        head.wait(timeout=120)
-        shutil.rmtree(temp, ignore_errors=True)
+        try:
+            head.wait(timeout=60)
+        finally:
+            try:  # whatever is left of its group (a worker of a run ended early)
+                os.killpg(head.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            head.wait(timeout=60)
+            shutil.rmtree(temp, ignore_errors=True)
 
 
 def _connected(address: str) -> bool:

@@ -60,6 +60,7 @@ def store(tiny_data, isolated_env, monkeypatch):
     return RunStore()
 
 
+@pytest.mark.slow  # about 100 s: a worker killed at each fault point in turn (make test-all)
 def test_a_run_killed_at_every_fault_point_resumes_to_the_uninterrupted_weights(store):
     config = ExperimentConfig(**chaos.CONFIG)
     reference_id = store.add(config)

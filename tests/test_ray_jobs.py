@@ -161,6 +161,7 @@ def test_resources_asked_per_run(store, monkeypatch):
         ray_jobs.resources(cpu, 1)
 
 
+@pytest.mark.slow  # about 45 s: a study of two runs through the script (make test-all)
 def test_the_cluster_example_runs_a_study_unchanged(store, tmp_path):
     """examples/cluster/ray-study.sh, given only the cluster's address (and here the test's folders),
     launches a study on Ray, waits for it and prints its table."""

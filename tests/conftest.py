@@ -56,3 +56,10 @@ def tiny_data(isolated_env) -> Path:
     write_idx_dataset(data / "mnist", seed=0)
     write_idx_dataset(data / "fashion-mnist", seed=10)
     return data
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The Ray backend's tests run last: joining a Ray cluster leaves gRPC threads in this process,
+    and tests that fork it (tests/test_store_concurrency.py forks 32 children) must not inherit them
+    (a fork of a process with running threads can hang or stall its children)."""
+    items.sort(key=lambda item: item.path.name == "test_ray_jobs.py")

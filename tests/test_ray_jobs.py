@@ -176,3 +176,20 @@ def test_the_cluster_example_runs_a_study_unchanged(store, tmp_path):
     assert "study tiny: 2 succeeded" in result.stdout
     header, row = result.stdout.splitlines()[-2:]  # the table: both seeds in one row, mean +- std
     assert "blind acc mean" in header and row.split()[-1] == "2"  # 2 runs done
+
+
+def test_the_runs_page_follows_and_cancels_a_ray_run(store):
+    """The app, on the Ray backend, shows a run training on the cluster and cancels it."""
+    from test_app import page
+
+    run_id = jobs.submit(store, ExperimentConfig(**LONG)).run_id
+    wait_for(lambda: any(e["stage"] == "blind" for e in store.epochs([run_id])), timeout=120)
+    at = page("ui/runs.py").run()
+    assert not at.exception
+    frame = at.dataframe[0].value
+    assert list(frame["status"]) == ["running"] and frame["stage"].item() == "blind"
+    at.selectbox[0].set_value(run_id).run()
+    at.button[0].click().run()  # Cancel
+    assert not at.exception
+    record = wait_for(lambda: (r := store.get(run_id)).status != "running" and r, timeout=30)
+    assert record.status == "cancelled"

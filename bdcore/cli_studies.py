@@ -56,7 +56,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if not found:
         print("no studies yet: python -m bdcore study launch --help")
     for study in found:
-        statuses = [r.status if r else "deleted" for _p, r in studies.records(study, store)]
+        statuses = studies.statuses(study, store)
         done = sum(s == "succeeded" for s in statuses)
         print(f"{study.spec.name:<24} {done}/{len(statuses)} runs succeeded; axes: "
               + ", ".join(f"{k} ({len(v)})" for k, v in study.spec.all_axes().items()))
@@ -88,7 +88,7 @@ def cmd_wait(args: argparse.Namespace) -> int:
     study = studies.load(args.name, store.root)
     while True:
         jobs.schedule(store)
-        statuses = [r.status if r else "deleted" for _p, r in studies.records(study, store)]
+        statuses = studies.statuses(study, store)
         counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(sorted(statuses)))
         if counts != last:
             print(f"{time.strftime('%H:%M:%S')} study {args.name}: {counts}", flush=True)

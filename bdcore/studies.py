@@ -215,6 +215,11 @@ def records(study: Study, store: RunStore) -> list[tuple[dict, RunRecord | None]
     return out
 
 
+def statuses(study: Study, store: RunStore) -> list[str]:
+    """Each run's status, in the study's order ("deleted": removed from the store since)."""
+    return [record.status if record else "deleted" for _point, record in records(study, store)]
+
+
 def cancel(study: Study, store: RunStore) -> int:
     """Cancel every queued or running run of the study; how many were."""
     n = 0

@@ -116,7 +116,7 @@ class JobBackend(Protocol):
 
     def place(self, config: ExperimentConfig, in_use: list[int]) -> int | None: ...
 
-    def start(self, store: RunStore, run_id: str, gpu: int | None, command: list[str],
+    def start(self, store: RunStore, record: RunRecord, gpu: int | None, command: list[str],
               cwd: Path) -> int | None: ...
 
     def alive(self, record: RunRecord) -> bool: ...
@@ -138,13 +138,12 @@ class LocalBackend:
         names its device (cpu, cuda:N) is left to it."""
         return pick_gpu(in_use) if config.device in ("auto", "cuda") else None
 
-    def start(self, store: RunStore, run_id: str, gpu: int | None, command: list[str],
+    def start(self, store: RunStore, record: RunRecord, gpu: int | None, command: list[str],
               cwd: Path) -> int | None:
-        log = store.root.worker_log(run_id)
+        log = store.root.worker_log(record.id)
         log.parent.mkdir(parents=True, exist_ok=True)
-        procs = store.get(run_id).procs
         with open(log, "ab") as out:
-            process = subprocess.Popen(command, cwd=cwd, env=worker_env(gpu if procs == 1 else None),
+            process = subprocess.Popen(command, cwd=cwd, env=worker_env(gpu if record.procs == 1 else None),
                                        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                        start_new_session=True)
         _children.add(process.pid)
@@ -184,9 +183,10 @@ def schedule(store: RunStore) -> list[str]:
     backend, started = job_backend(), []
     while (claimed := store.claim_next(backend.capacity(), backend.place)) is not None:
         run_id, gpu = claimed
-        command = worker_command(run_id, store.path, store.get(run_id).procs)
+        record = store.get(run_id)
+        command = worker_command(run_id, store.path, record.procs)
         try:
-            pid = backend.start(store, run_id, gpu, command, PROJECT_ROOT)
+            pid = backend.start(store, record, gpu, command, PROJECT_ROOT)
         except (OSError, UserError) as err:  # no process, no room on the cluster: the run says why
             store.mark_failed(run_id, f"could not start a worker: {err}")
             continue

@@ -33,17 +33,8 @@ from .runs import RunsRoot
 from .store import RunRecord, RunStore
 
 NAMESPACE = "bdcore"
+CPUS_PER_RUN, GPUS_PER_RUN = "BD_RAY_CPUS_PER_RUN", "BD_RAY_GPUS_PER_RUN"
 LOOKUP_TIMEOUT_S = 120.0  # a store call or a signal (the first waits for the store's actor to start)
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        value = float(os.environ.get(name) or default)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, not {os.environ[name]!r}") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative, not {value}")
-    return value
 
 
 def connect() -> None:
@@ -152,10 +143,16 @@ def _launcher(record: RunRecord) -> ray.actor.ActorHandle | None:
         return None
 
 
-def _per_run(name: str, default: float) -> float:
-    value = _env_float(name, default)
-    if value == 0 and name == "BD_RAY_CPUS_PER_RUN":
-        raise ConfigError("BD_RAY_CPUS_PER_RUN must be above 0")
+def _per_run(name: str) -> float:
+    """``$name``, the CPUs or GPUs a run asks for per process: 1 unless set; GPUs may be 0."""
+    try:
+        value = float(os.environ.get(name) or 1.0)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, not {os.environ[name]!r}") from None
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, not {value}")
+    if value == 0 and name == CPUS_PER_RUN:
+        raise ConfigError(f"{CPUS_PER_RUN} must be above 0")
     return value
 
 
@@ -164,10 +161,10 @@ def resources(config: ExperimentConfig, procs: int) -> dict[str, float]:
     trains on the CPU or the cluster has no GPU, ``$BD_RAY_GPUS_PER_RUN`` GPUs (default 1; a
     fraction shares a GPU among runs), each times its processes. A run of several processes takes
     whole GPUs, one per process."""
-    cpus = _per_run("BD_RAY_CPUS_PER_RUN", 1.0) * procs
+    cpus = _per_run(CPUS_PER_RUN) * procs
     has_gpus = ray.cluster_resources().get("GPU", 0) > 0
     wants_gpu = config.device != "cpu" and (config.device != "auto" or has_gpus)
-    gpus = _per_run("BD_RAY_GPUS_PER_RUN", 1.0) if wants_gpu else 0.0
+    gpus = _per_run(GPUS_PER_RUN) if wants_gpu else 0.0
     return {"num_cpus": cpus, "num_gpus": float(procs if procs > 1 and gpus else gpus)}
 
 
@@ -195,8 +192,8 @@ class RayBackend:
                      "logs on the node)")
 
     def __init__(self):
-        _per_run("BD_RAY_CPUS_PER_RUN", 1.0)  # a bad setting is one error, not one per queued run
-        _per_run("BD_RAY_GPUS_PER_RUN", 1.0)
+        _per_run(CPUS_PER_RUN)  # a bad setting is one error, not one per queued run
+        _per_run(GPUS_PER_RUN)
         connect()
 
     def capacity(self) -> int:
@@ -205,11 +202,11 @@ class RayBackend:
     def place(self, config: ExperimentConfig, in_use: list[int]) -> int | None:
         return None  # the cluster chooses nodes and GPUs
 
-    def start(self, store: RunStore, run_id: str, gpu: int | None, command: list[str],
+    def start(self, store: RunStore, record: RunRecord, gpu: int | None, command: list[str],
               cwd: Path) -> int | None:
         """Send the run to the cluster (``gpu`` is always None: Ray places it). Returns None: the
         launcher records the worker's pid once Ray has started it."""
-        record = store.get(run_id)
+        run_id = record.id
         wanted = resources(record.config, record.procs)
         check_fits(record.config, wanted)
         env = {k: v for k, v in os.environ.items() if k.startswith("BD_")}

@@ -180,7 +180,7 @@ def test_user_error_kinds_are_user_errors():
 
 
 def test_resume_after_cancel_keeps_the_run_in_the_queue(isolated_env, monkeypatch):
-    monkeypatch.setattr(jobs.LocalBackend, "start", lambda self, store, run_id, gpu, command, cwd: 12345)
+    monkeypatch.setattr(jobs.LocalBackend, "start", lambda self, store, record, gpu, command, cwd: 12345)
     store = RunStore()
     run_id = jobs.submit(store, ExperimentConfig(**TINY)).run_id
     assert store.get(run_id).status is Status.RUNNING and store.get(run_id).pid == 12345

@@ -189,7 +189,8 @@ MLP_STUDENT = {"blind_epochs": 10, "finetune_epochs": 10, "finetune_lr": 1e-3}
 CACHED_FINETUNE = {"finetune_fresh_teacher": False}
 TABLE1 = Table(
     title="Table 1: MNIST (labeled) <- Fashion-MNIST (unlabeled)",
-    base=ExperimentConfig(labeled="mnist", unlabeled="fashion-mnist", finetune_ks=["all"], blind_augment=True),
+    base=ExperimentConfig(labeled="mnist", unlabeled="fashion-mnist", finetune_ks=["all"],
+                          blind_augment=True),
     rows=[
         RowSpec("cnn", "cnn", {"teacher": 0.995, "blind": 0.962, "all": 0.996}),
         RowSpec("mlp", "mlp", {"teacher": 0.9769, "blind": 0.84, "all": 0.9795},

@@ -82,7 +82,7 @@ def test_home_paper_button_and_a_second_session_joins_the_same_run(tiny_data, no
     second.button[1].click().run()
     assert not second.exception
     [record] = RunStore().list()
-    assert record.config == ExperimentConfig()
+    assert record.config == preset_config("paper")
     assert record.id in second.info[0].value and "instead of training it twice" in second.info[0].value
 
 

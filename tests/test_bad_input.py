@@ -113,8 +113,8 @@ OPTION_CASES = [
          id="augment-strength-too-big"),
     case(options("--blind-augment", "--blind-augment-strength", "nan"), "blind_augment_strength",
          id="augment-strength-nan"),
-    case(options("--blind-augment-strength", "2"), "blind_augment_strength", "blind_augment",
-         id="combo-strength-without-blind-augment"),
+    case(options("--no-blind-augment", "--blind-augment-strength", "2"), "blind_augment_strength",
+         "blind_augment", id="combo-strength-without-blind-augment"),
     case(options("--no-finetune-fresh-teacher", "--no-finetune-augment"), "finetune_fresh_teacher",
          id="combo-fresh-teacher-without-augment"),
     case(options("--finetune-k", "0"), "fine-tune k", "'0'", id="finetune-k-zero"),
@@ -544,6 +544,7 @@ def form_folder(role: str, make: Callable[[Ctx], Path]):
 
 
 def strength_without_augment(at: AppTest, _ctx: Ctx) -> None:
+    by_label(at.checkbox, "augment unlabeled images").uncheck()
     by_label(at.number_input, "unlabeled distortion strength").set_value(2.5)
 
 

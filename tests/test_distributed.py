@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # gradients averaged by DDP are the global batch's), and the weights agree to rounding.
 SAME_STEPS = dict(teacher="mlp", student="mlp", teacher_epochs=2, blind_epochs=8, finetune_epochs=1,
                   finetune_ks=["5", "all"], finetune_min_steps=3, batch_size=64, device="cpu",
-                  teacher_augment=False, teacher_input_noise=0.0, finetune_augment=False)
+                  teacher_augment=False, teacher_input_noise=0.0, blind_augment=False, finetune_augment=False)
 STAGES = ("teacher", "blind", "finetune-k5", "finetune-kall")
 
 

@@ -182,7 +182,8 @@ def test_the_runs_page_follows_and_cancels_a_ray_run(store):
     """The app, on the Ray backend, shows a run training on the cluster and cancels it."""
     from test_app import page
 
-    run_id = jobs.submit(store, ExperimentConfig(**LONG)).run_id
+    # ten times LONG's blind epochs: on a busy machine the page's steps take longer than LONG's run
+    run_id = jobs.submit(store, ExperimentConfig(**{**LONG, "blind_epochs": 4000})).run_id
     wait_for(lambda: any(e["stage"] == "blind" for e in store.epochs([run_id])), timeout=120)
     at = page("ui/runs.py").run()
     assert not at.exception

@@ -56,7 +56,7 @@ bench-data: $(STAMP)
 bench-curation: $(STAMP)
 	BD_DATA_DIR=$(DATA) $(PY) bench/curation_claim.py --out docs/bench-curation-cpu.json
 
-# Table 1 beside the paper, with its wall time (~17 min on a 2-core CPU).
+# Table 1 beside the paper, with its wall time (about 1.5 h on a 2-core fp32 CPU: docs/results.md).
 reproduce: $(STAMP)
 	BD_DATA_DIR=$(DATA) $(PY) -m bdcore reproduce table1
 

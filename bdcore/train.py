@@ -20,7 +20,7 @@ from .augment import add_input_noise, batch_augment
 from .data.imageset import Images, take_rows
 from .data.streamed import StreamedImages
 from .device import autocast_dtype
-from .errors import TrainingDivergedError
+from .errors import ConfigError, TrainingDivergedError
 from .stage_settings import StageSettings
 
 # Inference batch sizes: large on accelerators; small on CPU, where 256-image batches stay in
@@ -208,6 +208,10 @@ def fit(model: nn.Module, inputs: Images, batch_loss: BatchLoss, test_x: Images,
     generator = torch.Generator(generator_device(device)).manual_seed(seed)
     n, bs = len(inputs), settings.batch_size
     several = distributed.is_distributed()
+    if several and n < distributed.world_size():  # a rank with no rows would have no loss to report
+        raise ConfigError(f"stage {stage} has {n} training image(s), fewer than the "
+                          f"{distributed.world_size()} processes: use fewer processes (--procs) or "
+                          "more images (a larger k)")
     # CUDA graphs replay one recorded step, without DistributedDataParallel's gradient hooks
     graphed = settings.compile and device.type == "cuda" and not several
     steps_per_epoch = steps_in_epoch(n, bs, same_size=graphed)

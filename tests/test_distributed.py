@@ -22,11 +22,13 @@ from bdcore import distributed, jobs
 from bdcore.cli import main
 from bdcore.config import ExperimentConfig
 from bdcore.data import load_dataset, load_pair
+from bdcore.errors import ConfigError
 from bdcore.experiment import run_experiment
 from bdcore.models import build_model
 from bdcore.runs import RunDir, RunsRoot, load_weights
+from bdcore.stage_settings import StageSettings
 from bdcore.store import RunStore
-from bdcore.train import accuracy, epoch_batches
+from bdcore.train import accuracy, epoch_batches, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 # No augmentation or input noise: then two processes take exactly the steps one takes (their
@@ -73,6 +75,17 @@ def test_each_rank_takes_an_equal_part_of_every_global_batch(monkeypatch):
         parts.append(batches())
     assert [a + b for a, b in zip(*parts, strict=True)] == one  # the same rows, step by step
     assert [len(p) for p in parts[0]] == [2, 2, 1]
+
+
+def test_a_stage_with_fewer_images_than_processes_is_refused_before_training(monkeypatch):
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setattr(distributed, "world_size", lambda: 4)
+    model, x = build_model("mlp", (1, 4, 4), 3), torch.zeros(3, 1, 4, 4)
+    before = [p.clone() for p in model.parameters()]
+    with pytest.raises(ConfigError, match="3 training image.*fewer than the 4 processes"):
+        fit(model, x, lambda logits, index, batch: logits.sum(), x, torch.zeros(3, dtype=torch.long),
+            StageSettings(epochs=1, lr=0.1), stage="finetune-k1", seed=0)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
 
 
 def _streamed_epoch(rank: int, init: str, spec: str, out: dict) -> None:

@@ -193,4 +193,4 @@ def test_the_runs_page_follows_and_cancels_a_ray_run(store):
     at.button[0].click().run()  # Cancel
     assert not at.exception
     record = wait_for(lambda: (r := store.get(run_id)).status != "running" and r, timeout=30)
-    assert record.status == "cancelled"
+    assert record.status == "cancelled", (record.error, store.root.worker_log(run_id).read_text()[-3000:])

@@ -23,11 +23,16 @@ records = store.list()
 refresh_s = ACTIVE_REFRESH_S if any(r.status in ACTIVE for r in records) else IDLE_REFRESH_S
 
 
+PAGE_RUN = "runs_page_run"  # set by each run of the whole page, cleared by its fragment's first check
+
+
 @st.fragment(run_every=refresh_s)
 def redraw_on_change() -> None:
-    """Draws nothing: checks the store and redraws the whole page when it changed."""
+    """Draws nothing: checks the store and redraws the whole page when it changed. Not within a
+    run of the whole page, which has just read the store: a rerun there would drop the click it
+    carries (Cancel, while epochs arrive), so a change in between waits for the next check."""
     housekeeper().tick()  # at most every few seconds per app process: reap dead workers, start queued runs
-    if store.change_stamp() != stamp:
+    if not st.session_state.pop(PAGE_RUN, False) and store.change_stamp() != stamp:
         st.rerun()
 
 
@@ -142,6 +147,7 @@ def compare_with_parent(record: RunRecord, by_id: dict[str, RunRecord]) -> None:
     st.button("Compare their curves", on_click=show_both, key="compare_parent")
 
 
+st.session_state[PAGE_RUN] = True
 redraw_on_change()
 if not records:
     st.info("No runs yet. Launch one from the Home or Launch page.")

@@ -179,6 +179,20 @@ def test_runs_page_shows_progress_curves_and_summary(tiny_data, no_workers):
     assert store.get(queued).status == "cancelled"
 
 
+def test_runs_page_keeps_a_cancel_click_while_the_store_changes(tiny_data, no_workers, monkeypatch):
+    """Epochs landing while the page draws (here: a new change stamp at every look) do not make it
+    redraw and drop the click that the run carries."""
+    store = RunStore()
+    queued = store.add(ExperimentConfig(teacher="mlp", student="mlp"))
+    stamps = iter(range(10**6))
+    monkeypatch.setattr(RunStore, "change_stamp", lambda self: next(stamps))
+    at = page("ui/runs.py").run()
+    at.selectbox[0].set_value(queued).run()
+    at.button[0].click().run()  # Cancel
+    assert not at.exception
+    assert store.get(queued).status == "cancelled"
+
+
 def test_runs_page_shows_the_launched_run_and_new_runs_without_a_click(tiny_data, no_workers):
     store = RunStore()
     older = [finished_run(store, seed=s) for s in range(4)]

@@ -15,15 +15,13 @@ ACTIVE_REFRESH_S = 2  # while a run is queued or running
 IDLE_REFRESH_S = 15  # nothing active: only to notice runs launched elsewhere
 MAX_NEW_CURVES = 8  # runs that appear while the page is open join the comparison up to this many
 CURVES = {"test_acc": "test accuracy", "train_loss": "training loss"}
+PAGE_RUN = "runs_page_run"  # set by each run of the whole page, cleared by its fragment's first check
 
 st.title("Runs")
 store = run_store()
 stamp = store.change_stamp()  # read before the runs: a change in between shows up at the next check
 records = store.list()
 refresh_s = ACTIVE_REFRESH_S if any(r.status in ACTIVE for r in records) else IDLE_REFRESH_S
-
-
-PAGE_RUN = "runs_page_run"  # set by each run of the whole page, cleared by its fragment's first check
 
 
 @st.fragment(run_every=refresh_s)
